@@ -1,0 +1,3 @@
+from fedsante.cli import app
+
+app(prog_name="fedsante")

@@ -1,0 +1,1 @@
+"""Benchmarks (`fedsante bench ...`): accuracy against FLamby, protocol latency."""

@@ -1,0 +1,53 @@
+"""`fedsante bench protocol`: FedAvg round latency over loopback HTTP with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+
+from fedsante.data.heart import HOSPITALS, load_hospital
+from fedsante.federation.params import LogRegParams
+from fedsante.federation.simulation import simulate_study
+from fedsante.launcher import Deployment
+
+FLOWER_SECONDS_PER_ROUND = 12.4  # Flower 1.42 deployment, 4 nodes, loopback (shared/reference/flower.md)
+
+
+async def _timed_run(deployment: Deployment, params: LogRegParams) -> dict:
+    async with deployment.client() as desk:
+        await desk.create_organisation("Benchmark", kind="other")
+        project = await desk.create_project("Protocol benchmark", "Benchmark")
+        run = await desk.start_run(project["id"], list(deployment.hospitals), params.model_dump())
+        return await desk.wait_run(run["id"])
+
+
+def measure(rounds: int, out_dir: Path) -> dict:
+    """Median and p90 round seconds over real processes and in-process, in the same run."""
+    params = LogRegParams(rounds=rounds)
+    started = time.perf_counter()
+    with Deployment(out_dir) as deployment:
+        start_seconds = time.perf_counter() - started
+        run = asyncio.run(_timed_run(deployment, params))
+    tables = {h: load_hospital(h) for h in HOSPITALS}
+    simulated = asyncio.run(simulate_study(tables, params.model_dump()))
+    out = {"rounds": rounds, "start_seconds": start_seconds}
+    for name, record in (("http", run), ("in_process", simulated)):
+        seconds = sorted(record["result"]["round_seconds"])
+        out[name] = {"median": statistics.median(seconds), "p90": seconds[int(0.9 * (len(seconds) - 1))],
+                     "max": seconds[-1]}
+    return out
+
+
+def print_protocol(rounds: int, out_dir: Path, console) -> dict:
+    with console.status(f"timing {rounds} rounds with 4 node processes"):
+        figures = measure(rounds, out_dir)
+    http, local = figures["http"], figures["in_process"]
+    console.print(f"desk + 4 nodes started and registered in {figures['start_seconds']:.2f} s")
+    console.print(f"4-node FedAvg round over loopback HTTP: median {http['median'] * 1000:.1f} ms, "
+                  f"p90 {http['p90'] * 1000:.1f} ms, max {http['max'] * 1000:.1f} ms ({rounds} rounds)")
+    console.print(f"same round in-process (ASGI transport): median {local['median'] * 1000:.1f} ms")
+    console.print(f"Flower 1.42 reference: {FLOWER_SECONDS_PER_ROUND} s per round, i.e. "
+                  f"{FLOWER_SECONDS_PER_ROUND / http['median']:.0f}x slower than fedsante over HTTP")
+    return figures

@@ -1,0 +1,219 @@
+"""Fed-Heart-Disease: the four UCI hospitals, loaded with schema validation.
+
+Two sources share one validation path:
+
+* the bundled UCI files (``processed.<hospital>.data``: no header, 14 values a line, ``?`` for
+  missing) with FLamby's train/test split (``flamby_split.csv``);
+* a hospital's own CSV file with a header that names the columns of :data:`CSV_COLUMNS`.
+
+Preprocessing follows FLamby (see ``heart_disease/PROVENANCE.md``): ``slope``, ``ca`` and ``thal``
+are dropped, rows with a missing value are dropped, the label is ``num > 0``, ``cp`` and
+``restecg`` are one-hot encoded with their first level dropped, which gives 13 features.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from fedsante.errors import DataError
+
+RAW_COLUMNS = (
+    "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",
+    "thalach", "exang", "oldpeak", "slope", "ca", "thal", "num",
+)
+NUMERIC = ("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak")
+CATEGORIES = {"cp": (1, 2, 3, 4), "restecg": (0, 1, 2)}
+BINARY = ("sex", "fbs", "exang")
+FEATURES = (*NUMERIC, "cp=2", "cp=3", "cp=4", "restecg=1", "restecg=2")
+CSV_COLUMNS = ("patient_id", *NUMERIC, "cp", "restecg", "num", "split")
+MISSING = {"", "?", "NA", "nan"}
+
+BUNDLED_FILES = {
+    "cleveland": "processed.cleveland.data",
+    "hungarian": "processed.hungarian.data",
+    "switzerland": "processed.switzerland.data",
+    "va": "processed.va.data",
+}
+HOSPITALS = tuple(BUNDLED_FILES)
+
+
+@dataclass(frozen=True)
+class HospitalTable:
+    """One hospital's rows after validation and encoding (features are not standardised)."""
+
+    hospital: str
+    source: str
+    patient_id: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    split: np.ndarray
+    dropped_rows: int
+
+    feature_names = FEATURES
+
+    def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(X, y)`` of the ``'train'`` or ``'test'`` rows."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test'. Got {split!r} instead.")
+        mask = self.split == split
+        return self.X[mask], self.y[mask]
+
+    def without(self, patient_ids: set[str]) -> HospitalTable:
+        """Return the table minus the given patients (used to apply objections)."""
+        keep = np.array([pid not in patient_ids for pid in self.patient_id], dtype=bool)
+        return HospitalTable(
+            hospital=self.hospital, source=self.source, patient_id=self.patient_id[keep],
+            X=self.X[keep], y=self.y[keep], split=self.split[keep],
+            dropped_rows=self.dropped_rows,
+        )
+
+
+def bundled_dir() -> Path:
+    """Folder of the bundled Fed-Heart-Disease files (data, split, provenance, licence)."""
+    return Path(str(resources.files("fedsante.data") / "heart_disease"))
+
+
+def load_hospital(hospital: str) -> HospitalTable:
+    """Load a bundled hospital by name (one of :data:`HOSPITALS`).
+
+    >>> load_hospital("switzerland").part("test")[0].shape
+    (16, 13)
+    """
+    if hospital not in BUNDLED_FILES:
+        raise DataError(
+            f"Unknown hospital {hospital!r}. Bundled hospitals: {', '.join(HOSPITALS)}. "
+            "To use your own data, set 'dataset_path' in the node config to a CSV file "
+            f"with the columns {', '.join(CSV_COLUMNS)}."
+        )
+    path = bundled_dir() / BUNDLED_FILES[hospital]
+    splits = _bundled_split(hospital)
+    records = []
+    for line_no, fields in _read_rows(path, has_header=False):
+        if len(fields) != len(RAW_COLUMNS):
+            raise DataError(
+                f"{path}, line {line_no}: expected {len(RAW_COLUMNS)} comma-separated values "
+                f"({', '.join(RAW_COLUMNS)}), found {len(fields)}. Fix the line or restore the file."
+            )
+        row = dict(zip(RAW_COLUMNS, fields))
+        row["patient_id"] = f"{hospital}-{line_no}"
+        row["split"] = splits.get(line_no, "dropped")
+        records.append((line_no, row))
+    return _build(hospital, path, records)
+
+
+def load_csv(path: str | Path, *, hospital: str) -> HospitalTable:
+    """Load a hospital's own CSV file whose header names the columns of :data:`CSV_COLUMNS`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Dataset file {path} does not exist. Fix 'dataset_path' in the node config.")
+    rows = _read_rows(path, has_header=True)
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        raise DataError(f"{path} is empty. It needs a header line: {','.join(CSV_COLUMNS)}.") from None
+    header = [h.strip() for h in header]
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise DataError(
+            f"{path} has no column {missing[0]!r}"
+            + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else "")
+            + f". Expected columns: {', '.join(CSV_COLUMNS)}. Fix: add or rename the column.",
+            errors=[f"missing column {c!r}" for c in missing],
+        )
+    records = []
+    for line_no, fields in rows:
+        if len(fields) != len(header):
+            raise DataError(
+                f"{path}, line {line_no}: expected {len(header)} values like the header, "
+                f"found {len(fields)}. Fix the line (quote values that contain commas)."
+            )
+        records.append((line_no, dict(zip(header, fields))))
+    return _build(hospital, path, records)
+
+
+def _read_rows(path: Path, *, has_header: bool):
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for line_no, fields in enumerate(csv.reader(fh), start=1):
+                if not fields and not has_header:
+                    continue
+                yield line_no, fields
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not a UTF-8 text CSV file ({exc.reason}). Export it as UTF-8 CSV.") from None
+
+
+def _bundled_split(hospital: str) -> dict[int, str]:
+    split_path = bundled_dir() / "flamby_split.csv"
+    with open(split_path, newline="", encoding="utf-8") as fh:
+        return {
+            int(r["line_in_file"]): r["flamby_set"]
+            for r in csv.DictReader(fh)
+            if r["center_name"] == hospital
+        }
+
+
+def _number(path: Path, line_no: int, column: str, text: str) -> float:
+    text = text.strip()
+    if text in MISSING:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(
+            f"{path}, line {line_no}, column {column!r}: {text!r} is not a number. "
+            "Fix the value, or write '?' (or leave it empty) for a missing value."
+        ) from None
+
+
+def _check_level(path: Path, line_no: int, column: str, value: float, levels: tuple[int, ...]) -> None:
+    if not math.isnan(value) and value not in levels:
+        raise DataError(
+            f"{path}, line {line_no}, column {column!r}: {value:g} is not one of "
+            f"{', '.join(map(str, levels))}. Fix the value or mark it missing with '?'."
+        )
+
+
+def _build(hospital: str, path: Path, records: list[tuple[int, dict[str, str]]]) -> HospitalTable:
+    ids, xs, ys, splits = [], [], [], []
+    dropped = 0
+    for line_no, row in records:
+        split = row["split"].strip()
+        if split not in ("train", "test", "dropped"):
+            raise DataError(
+                f"{path}, line {line_no}, column 'split': {split!r} must be 'train' or 'test'."
+            )
+        values = {c: _number(path, line_no, c, row[c]) for c in (*NUMERIC, "cp", "restecg", "num")}
+        for column in BINARY:
+            _check_level(path, line_no, column, values[column], (0, 1))
+        for column, levels in CATEGORIES.items():
+            _check_level(path, line_no, column, values[column], levels)
+        if values["num"] < 0:
+            raise DataError(f"{path}, line {line_no}, column 'num': {values['num']:g} must be >= 0.")
+        if split == "dropped" or any(math.isnan(v) for v in values.values()):
+            dropped += 1
+            continue
+        encoded = [values[c] for c in NUMERIC]
+        encoded += [float(values["cp"] == k) for k in CATEGORIES["cp"][1:]]
+        encoded += [float(values["restecg"] == k) for k in CATEGORIES["restecg"][1:]]
+        ids.append(row["patient_id"].strip())
+        xs.append(encoded)
+        ys.append(float(values["num"] > 0))
+        splits.append(split)
+    if not xs:
+        raise DataError(
+            f"{path}: no complete row is left after dropping rows with missing values "
+            f"({dropped} dropped). Check the missing-value markers."
+        )
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{path}: column 'patient_id' has duplicate values; each patient needs one row.")
+    return HospitalTable(
+        hospital=hospital, source=str(path), patient_id=np.array(ids, dtype=object),
+        X=np.array(xs, dtype=float), y=np.array(ys, dtype=float), split=np.array(splits),
+        dropped_rows=dropped,
+    )

@@ -1,0 +1,99 @@
+"""An async client of the desk's admin API, used by the CLI, the demo and simulations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from fedsante.errors import DeskUnreachable, FedsanteError, RunFailed
+
+
+class DeskClient:
+    """Talks to one desk. ``transport`` may be an ``httpx.ASGITransport`` for in-process use."""
+
+    def __init__(self, base_url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=30,
+                                       headers={"authorization": f"Bearer {token}"})
+
+    async def __aenter__(self) -> DeskClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise DeskUnreachable(
+                f"Cannot reach the desk at {self.base_url} ({type(exc).__name__}: {exc or 'no answer'}). "
+                "Is 'fedsante desk serve' running there? Check --desk-url."
+            ) from None
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                message, errors = body.get("error", response.text), body.get("errors")
+            except ValueError:
+                message, errors = response.text, None
+            error = FedsanteError(f"Desk refused {method} {path} ({response.status_code}): {message}", errors=errors)
+            error.status = response.status_code
+            raise error
+        return response.json() if response.content else None
+
+    async def health(self) -> dict:
+        return await self._call("GET", "/health")
+
+    async def create_organisation(self, name: str, kind: str = "hospital") -> dict:
+        return await self._call("POST", "/api/v1/organisations", json={"name": name, "kind": kind})
+
+    async def register_node(self, node_id: str, organisation: str, public_key: str, *,
+                            hospital_name: str = "", territory: str = "") -> dict:
+        return await self._call("POST", "/api/v1/nodes", json={
+            "node_id": node_id, "organisation": organisation, "public_key": public_key,
+            "hospital_name": hospital_name, "territory": territory})
+
+    async def nodes(self) -> list[dict]:
+        return await self._call("GET", "/api/v1/nodes")
+
+    async def create_project(self, title: str, organisation: str) -> dict:
+        return await self._call("POST", "/api/v1/projects", json={"title": title, "organisation": organisation})
+
+    async def start_run(self, project_id: int, nodes: list[str], params: dict, algorithm: str = "logreg") -> dict:
+        return await self._call("POST", "/api/v1/runs", json={
+            "project_id": project_id, "nodes": nodes, "algorithm": algorithm, "params": params})
+
+    async def run(self, run_id: str) -> dict:
+        return await self._call("GET", f"/api/v1/runs/{run_id}")
+
+    async def run_tasks(self, run_id: str) -> list[dict]:
+        return await self._call("GET", f"/api/v1/runs/{run_id}/tasks")
+
+    async def wait_for_nodes(self, node_ids: list[str], timeout: float) -> None:
+        """Wait until every node in ``node_ids`` polls the desk, or raise naming the missing ones."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            connected = {n["node_id"] for n in await self.nodes() if n["connected"]}
+            missing = [n for n in node_ids if n not in connected]
+            if not missing:
+                return
+            if loop.time() > deadline:
+                raise RunFailed(f"Node(s) {', '.join(missing)} did not connect to the desk within {timeout:g} s.")
+            await asyncio.sleep(0.05)
+
+    async def wait_run(self, run_id: str, *, on_progress: Callable[[dict], None] | None = None,
+                       interval: float = 0.05) -> dict:
+        """Poll a run until it completes (returned) or fails (:class:`RunFailed` with the desk's reason)."""
+        while True:
+            run = await self.run(run_id)
+            if on_progress:
+                on_progress(run)
+            if run["status"] == "completed":
+                return run
+            if run["status"] == "failed":
+                raise RunFailed(run["error"] or f"Run {run_id} failed.")
+            await asyncio.sleep(interval)

@@ -1,0 +1,23 @@
+"""Desk settings, declared once with defaults and help; the CLI and docs read this list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeskSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path("desk-data"), description="Folder for the desk's database, keys and admin token.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/desk.db.")
+    host: str = Field("127.0.0.1", description="Address to listen on (loopback by default).")
+    port: int = Field(8700, ge=1, le=65535, description="TCP port to listen on.")
+    long_poll_max_seconds: float = Field(30.0, gt=0, le=120, description="Longest wait of one node long-poll.")
+    round_timeout_seconds: float = Field(30.0, gt=0, le=3600, description="How long a stage waits for every node's reply.")
+    node_grace_seconds: float = Field(2.0, gt=0, le=60, description="A node counts as connected this long after its last poll.")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'desk.db'}"

@@ -1,0 +1,145 @@
+"""The desk's side of a federated run: stages, rounds, validation of replies, aggregation.
+
+It talks to nodes only through a :class:`~fedsante.federation.broker.Broker`, and reports progress
+through an ``on_event`` callback, so the same code runs in the desk service and in simulation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedsante.errors import RunFailed
+from fedsante.federation.broker import Broker
+from fedsante.federation.messages import AlgorithmRef, Task, TaskResult, pack, unpack
+from fedsante.federation.params import LogRegParams
+from fedsante.learning.logistic import Params, init_params
+from fedsante.learning.scaling import Moments, Scaler, combine
+from fedsante.learning.strategy import FedAvg, sum_params
+
+OnEvent = Callable[..., None]
+Shapes = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    nodes: tuple[str, ...]
+    algorithm: AlgorithmRef
+    params: LogRegParams
+    n_features: int
+    round_timeout: float = 30.0
+
+
+@dataclass
+class RunOutcome:
+    params: Params
+    scaler: Scaler | None
+    node_metrics: dict[str, dict[str, float]]
+    round_seconds: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reply:
+    arrays: dict[str, np.ndarray]
+    metrics: dict[str, float]
+
+
+def _ignore(*_args: object, **_kwargs: object) -> None:
+    return None
+
+
+async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) -> RunOutcome:
+    """Run moments (with global scaling), ``rounds`` FedAvg rounds, then an evaluation."""
+    _check_connected(plan, broker)
+    d = plan.n_features
+    extra: dict[str, np.ndarray] = {}
+    scaler = None
+    if plan.params.scaling == "global":
+        replies = await _stage(plan, broker, "moments", 0, {}, {"n": (1,), "total": (d,), "total_sq": (d,)}, on_event)
+        scaler = combine([
+            Moments(n=int(r.arrays["n"][0]), total=r.arrays["total"], total_sq=r.arrays["total_sq"])
+            for r in replies.values()
+        ])
+        extra = {"mean": scaler.mean, "scale": scaler.scale}
+    strategy = FedAvg(server_lr=plan.params.server_lr)
+    params = init_params(d)
+    shapes = {k: v.shape for k, v in params.items()}
+    round_seconds = []
+    for round_number in range(1, plan.params.rounds + 1):
+        started = time.perf_counter()
+        replies = await _stage(plan, broker, "fit", round_number, {**params, **extra}, shapes, on_event)
+        total_weight = sum(r.metrics["n"] for r in replies.values())
+        summed = sum_params([r.arrays for r in replies.values()])
+        params = strategy.aggregate_fit(params, summed, total_weight)
+        round_seconds.append(time.perf_counter() - started)
+        on_event("round", round=round_number, rounds=plan.params.rounds, seconds=round_seconds[-1])
+    replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event)
+    metrics = {node: reply.metrics for node, reply in replies.items()}
+    return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds)
+
+
+def _check_connected(plan: RunPlan, broker: Broker) -> None:
+    absent = [node for node in plan.nodes if not broker.connected(node)]
+    if absent:
+        details = []
+        for node in absent:
+            seen = broker.last_seen(node)
+            details.append(f"{node} ({'never connected' if seen is None else f'last seen {seen:.0f} s ago'})")
+        raise RunFailed(
+            f"Run {plan.run_id} cannot start: node(s) not connected to the desk: {', '.join(details)}. "
+            "Start each with 'fedsante node serve --config <file>' and check its desk URL."
+        )
+
+
+async def _stage(
+    plan: RunPlan, broker: Broker, kind: str, round_number: int,
+    arrays: dict[str, np.ndarray], expected: Shapes, on_event: OnEvent,
+) -> dict[str, Reply]:
+    """Send one task to every node, wait for all replies, validate them."""
+    tasks = {
+        node: Task(
+            task_id=uuid.uuid4().hex, run_id=plan.run_id, round=round_number, kind=kind,
+            algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=pack(arrays),
+        )
+        for node in plan.nodes
+    }
+    futures = {node: broker.submit(node, task) for node, task in tasks.items()}
+    await asyncio.wait(futures.values(), timeout=plan.round_timeout)
+    late = [node for node, future in futures.items() if not future.done()]
+    if late:
+        broker.cancel([tasks[node].task_id for node in late])
+        raise RunFailed(
+            f"Run {plan.run_id}, {kind} of round {round_number}: no reply from node(s) {', '.join(late)} "
+            f"within {plan.round_timeout:g} s. Check that they are running and can reach the desk."
+        )
+    replies = {}
+    for node, future in futures.items():
+        result: TaskResult = future.result()
+        reason = _problem(result, expected)
+        on_event("result", node=node, task=tasks[node], result=result, rejected=reason)
+        if reason:
+            raise RunFailed(f"Run {plan.run_id}, {kind} of round {round_number}: node {node} {reason}")
+        replies[node] = Reply(arrays=unpack(result.arrays), metrics=dict(result.metrics))
+    return replies
+
+
+def _problem(result: TaskResult, expected: Shapes) -> str | None:
+    """Why a reply cannot be aggregated, or None if it can."""
+    if not result.ok:
+        return f"refused the task: {result.error}"
+    if "n" not in result.metrics or not result.metrics["n"] > 0:
+        return "sent no positive sample count 'n'."
+    if expected and set(result.arrays) != set(expected):
+        return f"sent arrays {sorted(result.arrays)}, expected {sorted(expected)}."
+    for key, shape in expected.items():
+        if tuple(result.arrays[key].shape) != tuple(shape):
+            return f"sent array {key!r} of shape {result.arrays[key].shape}, expected {list(shape)}."
+        if not np.all(np.isfinite(result.arrays[key].to_numpy())):
+            return f"sent non-finite values in array {key!r}."
+    return None

@@ -1,0 +1,84 @@
+"""Typed, versioned wire messages of the federation protocol (pydantic).
+
+A task carries data and settings, never code: which algorithm of the node's installed catalogue to
+run (id, version and code hash), its parameters and the arrays it needs (the global model).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+PROTOCOL_VERSION = 1
+TaskKind = Literal["moments", "fit", "evaluate"]
+Scalar = float | int | str | bool
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArrayPayload(_Message):
+    """A float64 array as base64 of its little-endian bytes (exact, compact)."""
+
+    shape: list[int]
+    data: str
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> ArrayPayload:
+        a = np.ascontiguousarray(array, dtype="<f8")
+        return cls(shape=list(a.shape), data=base64.b64encode(a.tobytes()).decode())
+
+    def to_numpy(self) -> np.ndarray:
+        raw = base64.b64decode(self.data)
+        expected = int(np.prod(self.shape)) * 8
+        if len(raw) != expected:
+            raise ValueError(f"Array payload holds {len(raw)} bytes, expected {expected} for shape {self.shape}.")
+        return np.frombuffer(raw, dtype="<f8").reshape(self.shape).copy()
+
+
+def pack(arrays: dict[str, np.ndarray]) -> dict[str, ArrayPayload]:
+    return {k: ArrayPayload.of(v) for k, v in arrays.items()}
+
+
+def unpack(arrays: dict[str, ArrayPayload]) -> dict[str, np.ndarray]:
+    return {k: v.to_numpy() for k, v in arrays.items()}
+
+
+class AlgorithmRef(_Message):
+    id: str
+    version: str
+    code_hash: str
+
+
+class Task(_Message):
+    """What the desk asks one node to compute."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    task_id: str
+    run_id: str
+    round: int = Field(ge=0)
+    kind: TaskKind
+    algorithm: AlgorithmRef
+    params: dict[str, Scalar] = {}
+    arrays: dict[str, ArrayPayload] = {}
+
+
+class TaskResult(_Message):
+    """What a node sends back: aggregates only, signed with the node's key."""
+
+    protocol: Literal[1] = PROTOCOL_VERSION
+    task_id: str
+    run_id: str
+    node_id: str
+    ok: bool
+    error: str | None = None
+    arrays: dict[str, ArrayPayload] = {}
+    metrics: dict[str, float | None] = {}
+    signature: str = ""
+
+    def signed_content(self) -> dict:
+        return self.model_dump(mode="json", exclude={"signature"})
