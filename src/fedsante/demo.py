@@ -44,7 +44,7 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     with Deployment(out_dir) as deployment:
         console.print(f"Desk at {deployment.desk_url}; nodes: {', '.join(deployment.hospitals)}")
         run, tasks = asyncio.run(_run_study(deployment, params, console))
-    results = build_results(run, tasks, params, seconds=time.perf_counter() - started)
+    results = build_results(run, tasks, params, seconds=time.perf_counter() - started, desk_url=deployment.desk_url)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_report(out_dir / "report.html", results)
     wide = Console(file=console.file, width=max(console.width, 100), force_terminal=console.is_terminal)
@@ -57,7 +57,7 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     return results
 
 
-def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds: float) -> dict:
+def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds: float, desk_url: str) -> dict:
     """The study's results: federated metrics from the nodes, plus centralised comparison models."""
     tables = {h: load_hospital(h) for h in HOSPITALS}
     models = {"federated": run["result"]["node_metrics"]}
@@ -69,6 +69,7 @@ def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds
     return {
         "study": "Fed-Heart-Disease: heart disease diagnosis, 4 hospitals (UCI, CC BY 4.0)",
         "run": {k: run[k] for k in ("id", "status", "algorithm_id", "algorithm_version", "code_hash", "params", "nodes")},
+        "desk_url": desk_url,
         "hospitals": {h: {"n_test": len(t.part("test")[1]), "n_train": len(t.part("train")[1])} for h, t in tables.items()},
         "models": models,
         "mean_accuracy": {m: statistics.fmean(v["accuracy"] for v in per.values()) for m, per in models.items()},

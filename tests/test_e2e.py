@@ -1,0 +1,177 @@
+"""End-to-end: real desk and node processes on loopback, driven as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fedsante.errors import RunFailed
+from fedsante.federation.params import LogRegParams
+from fedsante.launcher import Deployment, free_port
+
+pytestmark = pytest.mark.e2e
+FEDSANTE = [sys.executable, "-m", "fedsante"]
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([*FEDSANTE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path) -> None:
+    # Execute
+    done = cli("demo", "--out", str(tmp_path / "demo"))
+
+    # Assert
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "demo" / "results.json").read_text())
+    assert results["run"]["status"] == "completed"
+    assert set(results["run"]["nodes"]) == {"cleveland", "hungarian", "switzerland", "va"}
+    assert results["mean_accuracy"]["federated"] >= 0.78
+    assert set(results["models"]) == {"federated", "local cleveland", "local hungarian", "local switzerland",
+                                      "local va", "pooled"}
+    assert results["signed_results"] == 4 * (1 + 15 + 1)  # moments, 15 fit rounds, evaluation
+    assert "federated" in done.stdout and "pooled" in done.stdout
+    assert "<table>" in (tmp_path / "demo" / "report.html").read_text()
+    with pytest.raises(httpx.TransportError):  # the desk process is gone
+        httpx.get(results["desk_url"] + "/health", timeout=2)
+
+
+def test_node_killed_before_the_run_gives_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    # Prepare
+    with Deployment(tmp_path, round_timeout=10) as deployment:
+        deployment.processes["va"].send_signal(signal.SIGKILL)
+        deployment.processes["va"].wait()
+        token = {"authorization": f"Bearer {deployment.token}"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the desk notices the dropped long-poll
+            nodes = httpx.get(f"{deployment.desk_url}/api/v1/nodes", headers=token).json()
+            if not next(n for n in nodes if n["node_id"] == "va")["connected"]:
+                break
+            time.sleep(0.1)
+
+        async def start() -> None:
+            async with deployment.client() as desk:
+                await desk.create_organisation("Team", kind="research")
+                project = await desk.create_project("Killed node study", "Team")
+                run = await desk.start_run(project["id"], list(deployment.hospitals), LogRegParams().model_dump())
+                await desk.wait_run(run["id"])
+
+        # Execute
+        started = time.monotonic()
+        with pytest.raises(RunFailed, match=r"node\(s\) not connected to the desk: va"):
+            asyncio.run(start())
+
+        # Assert
+        assert time.monotonic() - started < 5
+        runs = httpx.get(f"{deployment.desk_url}/api/v1/runs", headers=token).json()
+        assert runs[-1]["status"] == "failed" and "va" in runs[-1]["error"]
+
+
+def test_node_killed_during_the_run_fails_the_round_naming_it(tmp_path: Path) -> None:
+    with Deployment(tmp_path, round_timeout=3) as deployment:
+        async def start() -> None:
+            async with deployment.client() as desk:
+                await desk.create_organisation("Team", kind="research")
+                project = await desk.create_project("Killed mid-run", "Team")
+                params = LogRegParams(rounds=1000).model_dump()
+                run = await desk.start_run(project["id"], list(deployment.hospitals), params)
+                while (await desk.run(run["id"]))["current_round"] < 2:
+                    await asyncio.sleep(0.02)
+                deployment.processes["hungarian"].send_signal(signal.SIGKILL)
+                await desk.wait_run(run["id"])
+
+        with pytest.raises(RunFailed, match=r"no reply from node\(s\) hungarian within 3 s"):
+            asyncio.run(start())
+
+
+def test_commands_report_an_unreachable_desk(tmp_path: Path) -> None:
+    # Prepare
+    token = tmp_path / "admin-token"
+    token.write_text("secret")
+    url = f"http://127.0.0.1:{free_port()}"
+
+    # Execute
+    done = cli("run", "start", "--project-id", "1", "--nodes", "a,b", "--desk-url", url, "--token-file", str(token))
+
+    # Assert
+    assert done.returncode == 1
+    assert f"Cannot reach the desk at {url}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_node_keeps_retrying_an_unreachable_desk_and_says_so(tmp_path: Path) -> None:
+    # Prepare
+    url = f"http://127.0.0.1:{free_port()}"
+    config = tmp_path / "node.toml"
+    assert cli("node", "init", "--config", str(config), "--node-id", "va", "--dataset", "va",
+               "--desk-url", url, "--data-dir", str(tmp_path / "va")).returncode == 0
+
+    # Execute
+    process = subprocess.Popen([*FEDSANTE, "node", "serve", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(4)
+    process.terminate()
+    output, _ = process.communicate(timeout=10)
+
+    # Assert
+    assert "unreachable" in output and url in output
+    assert "Traceback" not in output
+
+
+def test_node_check_names_the_file_and_line_of_a_malformed_csv(tmp_path: Path) -> None:
+    # Prepare
+    data = tmp_path / "heart.csv"
+    data.write_text(
+        "patient_id,age,sex,trestbps,chol,fbs,thalach,exang,oldpeak,cp,restecg,num,split\n"
+        "p1,63,1,145,233,1,150,0,2.3,1,2,0,train\n"
+        "p2,67,1,160,286,0,108,1,1.5,4,2\n"
+    )
+    config = tmp_path / "node.toml"
+    assert cli("node", "init", "--config", str(config), "--node-id", "h1", "--dataset-path", str(data),
+               "--data-dir", str(tmp_path / "h1")).returncode == 0
+
+    # Execute
+    done = cli("node", "check", "--config", str(config))
+
+    # Assert
+    assert done.returncode == 1
+    assert "heart.csv, line 3: expected 13 values" in done.stderr.replace("\n", "")
+
+
+def test_node_init_with_bad_input_writes_nothing(tmp_path: Path) -> None:
+    done = cli("node", "init", "--config", str(tmp_path / "n.toml"), "--node-id", "Bad Id!",
+               "--dataset", "va", "--data-dir", str(tmp_path / "keys"))
+
+    assert done.returncode == 1
+    assert "node_id" in done.stderr
+    assert not (tmp_path / "n.toml").exists() and not (tmp_path / "keys").exists()
+
+
+def test_desk_api_docs_are_served(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen([*FEDSANTE, "desk", "serve", "--data-dir", str(tmp_path), "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                docs = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "desk did not start"
+                time.sleep(0.1)
+        schema = httpx.get(f"http://127.0.0.1:{port}/openapi.json").json()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/api/v1/node/tasks/next" in schema["paths"]
+    assert (tmp_path / "admin-token").stat().st_mode & 0o777 == 0o600

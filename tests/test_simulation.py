@@ -1,0 +1,64 @@
+"""The protocol in one process: same numbers as the pure algorithm, only aggregates at the desk."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from fedsante.data.heart import HOSPITALS, load_hospital
+from fedsante.federation.params import LogRegParams
+from fedsante.federation.simulation import simulate_study
+from fedsante.learning.logistic import init_params
+from fedsante.learning.scaling import Moments, combine
+from fedsante.learning.strategy import FedAvg, sum_params
+from fedsante.node.executor import execute
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return {h: load_hospital(h) for h in HOSPITALS}
+
+
+def test_federated_run_equals_the_same_fedavg_computed_directly(tables) -> None:
+    # Prepare
+    params = LogRegParams(rounds=3, seed=7)
+    settings = params.model_dump()
+
+    # Execute
+    run = asyncio.run(simulate_study(tables, settings))
+
+    # Assert: redo moments, 3 rounds and FedAvg without any protocol in between
+    scaler = combine([Moments.of(t.part("train")[0]) for t in tables.values()])
+    model = init_params(13)
+    for r in range(1, 4):
+        arrays = {**model, "mean": scaler.mean, "scale": scaler.scale}
+        replies = [execute("fit", settings, arrays, t, node_id=h, round_number=r) for h, t in tables.items()]
+        model = FedAvg().aggregate_fit(model, sum_params([a for a, _ in replies]), sum(m["n"] for _, m in replies))
+    assert run["status"] == "completed"
+    np.testing.assert_allclose(run["result"]["model"]["coef"], model["coef"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(run["result"]["scaler"]["mean"], scaler.mean, atol=1e-12)
+
+
+def test_default_federated_study_reaches_the_accuracy_floor(tables) -> None:
+    run = asyncio.run(simulate_study(tables, {"seed": 42}))
+
+    accuracies = [m["accuracy"] for m in run["result"]["node_metrics"].values()]
+    assert np.mean(accuracies) >= 0.78
+    assert {m["n"] for m in run["result"]["node_metrics"].values()} == {104, 89, 16, 45}
+
+
+def test_flamby_protocol_uses_each_nodes_own_scaling(tables) -> None:
+    run = asyncio.run(simulate_study(tables, {"seed": 42, "scaling": "local", "rounds": 5}))
+
+    assert run["status"] == "completed"
+    assert run["result"]["scaler"] is None
+
+
+def test_a_node_with_a_bad_parameter_fails_the_run_with_its_reason(tables, monkeypatch) -> None:
+    from fedsante.errors import RunFailed
+    from fedsante.node import agent
+
+    monkeypatch.setattr(agent, "check_algorithm", lambda task: "algorithm code hash differs (test)")
+
+    with pytest.raises(RunFailed, match="node cleveland refused the task: algorithm code hash differs"):
+        asyncio.run(simulate_study({"cleveland": tables["cleveland"]}, {"rounds": 1}))
