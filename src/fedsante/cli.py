@@ -37,6 +37,7 @@ ConfigOpt = Annotated[Path, typer.Option("--config", help="Node config file (TOM
 
 def _setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)])
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per long-poll is noise
 
 
 def friendly(func):
@@ -149,7 +150,7 @@ def node_register(
 
     async def register() -> None:
         async with DeskClient(cfg.desk_url, _token(token_file)) as desk:
-            if organisation not in {o["name"] for o in await desk._call("GET", "/api/v1/organisations")}:
+            if organisation not in {o["name"] for o in await desk.organisations()}:
                 await desk.create_organisation(organisation)
             await desk.register_node(cfg.node_id, organisation, public_key,
                                      hospital_name=cfg.hospital_name, territory=cfg.territory)

@@ -50,6 +50,9 @@ class DeskClient:
     async def create_organisation(self, name: str, kind: str = "hospital") -> dict:
         return await self._call("POST", "/api/v1/organisations", json={"name": name, "kind": kind})
 
+    async def organisations(self) -> list[dict]:
+        return await self._call("GET", "/api/v1/organisations")
+
     async def register_node(self, node_id: str, organisation: str, public_key: str, *,
                             hospital_name: str = "", territory: str = "") -> dict:
         return await self._call("POST", "/api/v1/nodes", json={
