@@ -141,7 +141,7 @@ def _read_rows(path: Path, *, has_header: bool):
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             for line_no, fields in enumerate(csv.reader(fh), start=1):
-                if not fields and not has_header:
+                if not fields and line_no > 1:  # blank lines carry no row
                     continue
                 yield line_no, fields
     except UnicodeDecodeError as exc:

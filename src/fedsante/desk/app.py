@@ -53,7 +53,8 @@ class DeskState:
 
     def check_admin(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip()
+        scheme, _, token = header.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
         if not token or not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self._admin_hash):
             raise Unauthorized(
                 "This endpoint needs the desk admin token: send 'Authorization: Bearer <token>' "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,7 +37,7 @@ def verify_request(public_key: str, headers: dict[str, str], method: str, path: 
         skew = abs(time.time() - float(timestamp))
     except ValueError:
         raise Unauthorized(f"Header {TIME_HEADER!r} must be a Unix time; got {timestamp!r}.") from None
-    if skew > MAX_SKEW_SECONDS:
+    if not math.isfinite(skew) or skew > MAX_SKEW_SECONDS:
         raise Unauthorized(
             f"Request time is {skew:.0f} s away from the desk's clock (limit {MAX_SKEW_SECONDS:g} s). "
             "Synchronise the node's clock (NTP)."

@@ -6,6 +6,7 @@ key by key. :class:`LogisticRegression` wraps the same functions in the scikit-l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,7 @@ class SGDConfig:
                 raise ValueError(f"The {name!r} parameter of SGDConfig must be an int >= {low}. Got {value!r} instead.")
         for name in ("lr", "l2"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
                 raise ValueError(f"The {name!r} parameter of SGDConfig must be a float > 0 (l2 >= 0). Got {value!r} instead.")
 
 

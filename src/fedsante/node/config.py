@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -66,7 +67,6 @@ def write_config(path: Path, config: NodeConfig) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             lines.append(f"{key} = {value}")
         else:
-            text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{key} = "{text}"')
+            lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")  # a valid TOML basic string
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,341 @@
+"""The desk HTTP API: admin token, registry, run validation, node authentication, error shape."""
+
+import json
+import re
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from fedsante.desk.app import create_app
+from fedsante.desk.settings import DeskSettings
+from fedsante.federation.auth import sign_request
+from fedsante.federation.keys import public_key_b64
+
+TOKEN = "t"
+ADMIN = {"authorization": f"Bearer {TOKEN}"}
+ERROR_KEYS = {"ok", "error", "errors", "status"}
+NEXT_TASK = "/api/v1/node/tasks/next?wait=0"
+
+
+@pytest.fixture
+def app():
+    return create_app(DeskSettings(database_url="sqlite://"), admin_token=TOKEN)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def node_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def assert_error(response, status: int, pattern: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == ERROR_KEYS
+    assert body["ok"] is False and body["status"] == status
+    assert re.search(pattern, body["error"]), body["error"]
+    assert isinstance(body["errors"], list) and body["errors"]
+    return body
+
+
+def create_org(client: TestClient, name: str = "CHU Lille") -> None:
+    assert client.post("/api/v1/organisations", json={"name": name}, headers=ADMIN).status_code == 201
+
+
+def register_node(client: TestClient, key: Ed25519PrivateKey, node_id: str = "chu-lille", org: str = "CHU Lille"):
+    return client.post("/api/v1/nodes", headers=ADMIN,
+                       json={"node_id": node_id, "organisation": org, "public_key": public_key_b64(key)})
+
+
+def create_project(client: TestClient, org: str = "CHU Lille") -> int:
+    response = client.post("/api/v1/projects", json={"title": "Heart study", "organisation": org}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def api_routes(app) -> list[tuple[str, str, bool]]:
+    """``(method, path, include_in_schema)`` of every API route of the app, included routers too."""
+    try:
+        from fastapi.routing import iter_route_contexts  # newer FastAPI: included routers stay lazy
+    except ImportError:
+        routes = [r for r in app.routes if isinstance(r, APIRoute)]
+    else:
+        routes = [c for c in iter_route_contexts(app.routes) if isinstance(c.original_route, APIRoute)]
+    return sorted((method, r.path, bool(r.include_in_schema)) for r in routes for method in r.methods)
+
+
+def admin_routes(app) -> list[tuple[str, str]]:
+    return [(method, path) for method, path, _ in api_routes(app)
+            if path.startswith("/api/v1/") and not path.startswith("/api/v1/node/")]
+
+
+ADMIN_ROUTES = {
+    ("POST", "/api/v1/organisations"), ("GET", "/api/v1/organisations"),
+    ("POST", "/api/v1/nodes"), ("GET", "/api/v1/nodes"),
+    ("POST", "/api/v1/projects"), ("GET", "/api/v1/projects"),
+    ("GET", "/api/v1/algorithms"),
+    ("POST", "/api/v1/runs"), ("GET", "/api/v1/runs"),
+    ("GET", "/api/v1/runs/{run_id}"), ("GET", "/api/v1/runs/{run_id}/tasks"),
+}
+
+
+# --- service -------------------------------------------------------------------------------------
+
+def test_health_is_ok_without_a_token(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["ok"] is True and response.json()["service"] == "fedsante-desk"
+
+
+def test_openapi_schema_lists_every_route(app, client: TestClient) -> None:
+    # Prepare
+    routes = {(method.lower(), path) for method, path, in_schema in api_routes(app) if in_schema}
+    assert len(routes) >= len(ADMIN_ROUTES) + 3  # health and the two node routes
+
+    # Execute
+    schema = client.get("/openapi.json").json()
+
+    # Assert
+    listed = {(method, path) for path, ops in schema["paths"].items() for method in ops}
+    assert routes <= listed
+    assert {"/health", "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/node/tasks/next", "/api/v1/node/results"} <= set(schema["paths"])
+
+
+# --- admin token ---------------------------------------------------------------------------------
+
+def test_the_admin_routes_are_all_found(app) -> None:
+    # Guards the next test against silently checking nothing.
+    assert ADMIN_ROUTES <= set(admin_routes(app))
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong"}, {"authorization": "Bearer "},
+                                     {"authorization": "Bearer t2"}, {"authorization": "Basic dDp0"}])
+def test_every_admin_endpoint_needs_the_token(app, client: TestClient, headers: dict) -> None:
+    for method, path in admin_routes(app):
+        # Execute
+        response = client.request(method, path.replace("{run_id}", "r1"), headers=headers, json={})
+
+        # Assert
+        assert_error(response, 401, r"This endpoint needs the desk admin token: send 'Authorization: Bearer <token>'")
+
+
+def test_error_shape_is_exactly_ok_error_errors_status(client: TestClient) -> None:
+    response = client.get("/api/v1/organisations")
+    assert response.json() == {
+        "ok": False,
+        "error": response.json()["error"],
+        "errors": [response.json()["error"]],
+        "status": 401,
+    }
+    assert list(response.json()) == ["ok", "error", "errors", "status"]
+
+
+def test_validation_errors_and_unknown_routes_use_the_same_shape(client: TestClient) -> None:
+    body = assert_error(client.post("/api/v1/organisations", json={"name": "X", "extra": 1}, headers=ADMIN),
+                        422, r"Invalid request: body\.extra: Extra inputs are not permitted")
+    assert body["errors"] == ["body.extra: Extra inputs are not permitted"]
+    assert_error(client.get("/api/v1/nowhere", headers=ADMIN), 404, r"Not Found")
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+def test_organisation_create_list_and_duplicate(client: TestClient) -> None:
+    # Execute
+    created = client.post("/api/v1/organisations", json={"name": "CHU Lille"}, headers=ADMIN)
+    duplicate = client.post("/api/v1/organisations", json={"name": "CHU Lille", "kind": "research"}, headers=ADMIN)
+
+    # Assert
+    assert created.status_code == 201 and created.json()["kind"] == "hospital"
+    assert_error(duplicate, 409, r"Organisation 'CHU Lille' already exists\.")
+    assert [o["name"] for o in client.get("/api/v1/organisations", headers=ADMIN).json()] == ["CHU Lille"]
+
+
+def test_register_node_then_list_it(client: TestClient, node_key) -> None:
+    create_org(client)
+
+    response = register_node(client, node_key)
+
+    assert response.status_code == 201
+    assert response.json() == {"node_id": "chu-lille", "organisation": "CHU Lille"}
+    nodes = client.get("/api/v1/nodes", headers=ADMIN).json()
+    assert nodes == [{"node_id": "chu-lille", "hospital_name": "", "territory": "", "connected": False}]
+
+
+def test_register_node_with_an_unknown_organisation(client: TestClient, node_key) -> None:
+    assert_error(register_node(client, node_key, org="Nobody"), 404,
+                 r"Organisation 'Nobody' is not registered\. Create it with POST /api/v1/organisations\.")
+
+
+@pytest.mark.parametrize("public_key", ["!" * 44, "A" * 44])
+def test_register_node_with_a_bad_public_key(client: TestClient, public_key: str) -> None:
+    create_org(client)
+    response = client.post("/api/v1/nodes", headers=ADMIN,
+                           json={"node_id": "chu-lille", "organisation": "CHU Lille", "public_key": public_key})
+    assert_error(response, 400, r"is not base64 of 32 raw Ed25519 bytes")
+
+
+def test_register_node_twice_is_a_conflict(client: TestClient, node_key) -> None:
+    create_org(client)
+    register_node(client, node_key)
+    assert_error(register_node(client, Ed25519PrivateKey.generate()), 409, r"Node 'chu-lille' is already registered\.")
+
+
+def test_project_with_an_unknown_organisation(client: TestClient) -> None:
+    response = client.post("/api/v1/projects", json={"title": "Heart study", "organisation": "Nobody"}, headers=ADMIN)
+    assert_error(response, 404, r"Organisation 'Nobody' is not registered")
+
+
+def test_algorithms_lists_logreg_with_its_code_hash(client: TestClient) -> None:
+    algorithms = client.get("/api/v1/algorithms", headers=ADMIN).json()
+    assert [a["id"] for a in algorithms] == ["logreg"]
+    assert re.fullmatch(r"[0-9a-f]{64}", algorithms[0]["code_hash"])
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def registered(client: TestClient, node_key) -> int:
+    """An organisation, one registered node 'chu-lille' and a project; returns the project id."""
+    create_org(client)
+    assert register_node(client, node_key).status_code == 201
+    return create_project(client)
+
+
+def test_run_with_an_unknown_param_names_it(client: TestClient, registered: int) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN,
+                           json={"project_id": registered, "nodes": ["chu-lille"], "params": {"bogus": 1}})
+    body = assert_error(response, 400, r"Invalid run parameters: params\.bogus: Extra inputs are not permitted")
+    assert body["errors"] == ["params.bogus: Extra inputs are not permitted"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"rounds": 0}, r"params\.rounds: Input should be greater than or equal to 1"),
+        ({"lr": 0}, r"params\.lr: Input should be greater than 0"),
+        ({"scaling": "none"}, r"params\.scaling: Input should be 'global' or 'local'"),
+    ],
+)
+def test_run_with_an_out_of_range_param(client: TestClient, registered: int, params: dict, message: str) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN,
+                           json={"project_id": registered, "nodes": ["chu-lille"], "params": params})
+    assert_error(response, 400, message)
+
+
+def test_run_with_an_unknown_node(client: TestClient, registered: int) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": registered, "nodes": ["chu-lille", "ghost"]})
+    assert_error(response, 404, r"Node\(s\) ghost are not registered at this desk")
+
+
+def test_run_with_the_same_node_twice(client: TestClient, registered: int) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": registered, "nodes": ["chu-lille"] * 2})
+    assert_error(response, 400, r"Run nodes must be distinct")
+
+
+def test_run_with_no_nodes(client: TestClient, registered: int) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": registered, "nodes": []})
+    assert_error(response, 422, r"body\.nodes: List should have at least 1 item")
+
+
+def test_run_of_an_unknown_project(client: TestClient, registered: int) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": 999, "nodes": ["chu-lille"]})
+    assert_error(response, 404, r"Project 999 does not exist\. Create it with POST /api/v1/projects\.")
+
+
+def test_run_of_an_unknown_algorithm(client: TestClient, registered: int) -> None:
+    response = client.post("/api/v1/runs", headers=ADMIN,
+                           json={"project_id": registered, "nodes": ["chu-lille"], "algorithm": "svm"})
+    assert_error(response, 404, r"Unknown algorithm 'svm'\. The catalogue of fedsante .* has: logreg\.")
+
+
+def test_failed_run_requests_create_no_run(client: TestClient, registered: int) -> None:
+    client.post("/api/v1/runs", headers=ADMIN, json={"project_id": 999, "nodes": ["chu-lille"]})
+    assert client.get("/api/v1/runs", headers=ADMIN).json() == []
+
+
+def test_get_an_unknown_run(client: TestClient) -> None:
+    assert_error(client.get("/api/v1/runs/nope", headers=ADMIN), 404, r"Run 'nope' does not exist\.")
+
+
+def test_tasks_of_an_unknown_run_are_empty(client: TestClient) -> None:
+    assert client.get("/api/v1/runs/nope/tasks", headers=ADMIN).json() == []
+
+
+# --- node endpoints ------------------------------------------------------------------------------
+
+def test_next_task_from_an_unregistered_node(client: TestClient, node_key) -> None:
+    headers = sign_request(node_key, "stranger", "GET", NEXT_TASK, b"")
+    assert_error(client.get(NEXT_TASK, headers=headers), 401,
+                 r"Node 'stranger' is not registered at this desk\. Register its public key first\.")
+
+
+def test_next_task_without_any_node_header(client: TestClient) -> None:
+    assert_error(client.get(NEXT_TASK), 401, r"Node '' is not registered at this desk")
+
+
+def test_next_task_with_a_bad_signature(client: TestClient, registered: int) -> None:
+    headers = sign_request(Ed25519PrivateKey.generate(), "chu-lille", "GET", NEXT_TASK, b"")
+    assert_error(client.get(NEXT_TASK, headers=headers), 401,
+                 r"Signature of node 'chu-lille' does not verify with its registered key")
+
+
+def test_next_task_signed_for_another_wait(client: TestClient, registered: int, node_key) -> None:
+    headers = sign_request(node_key, "chu-lille", "GET", "/api/v1/node/tasks/next?wait=5", b"")
+    assert_error(client.get(NEXT_TASK, headers=headers), 401, r"does not verify")
+
+
+def test_next_task_with_a_garbage_timestamp(client: TestClient, registered: int, node_key) -> None:
+    headers = sign_request(node_key, "chu-lille", "GET", NEXT_TASK, b"") | {"x-fedsante-time": "soon"}
+    assert_error(client.get(NEXT_TASK, headers=headers), 401, r"Header 'x-fedsante-time' must be a Unix time; got 'soon'")
+
+
+def test_next_task_correctly_signed_with_no_task_is_204(client: TestClient, registered: int, node_key) -> None:
+    # Execute
+    response = client.get(NEXT_TASK, headers=sign_request(node_key, "chu-lille", "GET", NEXT_TASK, b""))
+
+    # Assert
+    assert response.status_code == 204 and response.content == b""
+    assert client.get("/api/v1/nodes", headers=ADMIN).json()[0]["connected"] is True
+
+
+def test_result_for_an_unknown_task_is_a_conflict(client: TestClient, registered: int, node_key) -> None:
+    # Prepare: a correctly signed result of a task the desk never sent
+    from fedsante.federation.keys import canonical_json, sign
+    from fedsante.federation.messages import TaskResult
+
+    result = TaskResult(task_id="ghost", run_id="r1", node_id="chu-lille", ok=True)
+    result = result.model_copy(update={"signature": sign(node_key, canonical_json(result.signed_content()))})
+    body = result.model_dump_json().encode()
+    headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body) | {"content-type": "application/json"}
+
+    # Execute / Assert
+    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 409,
+                 r"Task 'ghost' is not awaiting a result")
+
+
+def test_result_that_names_another_node_is_forbidden(client: TestClient, registered: int, node_key) -> None:
+    body = json.dumps({"task_id": "t", "run_id": "r", "node_id": "other", "ok": True}).encode()
+    headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
+    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 403,
+                 r"Result names node 'other' but the request is signed by 'chu-lille'\.")
+
+
+def test_result_without_a_valid_result_signature_is_refused(client: TestClient, registered: int, node_key) -> None:
+    body = json.dumps({"task_id": "t", "run_id": "r", "node_id": "chu-lille", "ok": True, "signature": ""}).encode()
+    headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
+    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 401,
+                 r"Result of task 't' does not carry a valid signature of node 'chu-lille'\.")
+
+
+def test_result_that_is_not_a_task_result_is_a_bad_request(client: TestClient, registered: int, node_key) -> None:
+    body = b'{"hello": "desk"}'
+    headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
+    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 400,
+                 r"Result body is not a valid TaskResult")
