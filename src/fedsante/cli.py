@@ -15,7 +15,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from fedsante import __version__
-from fedsante.errors import ConfigError, FedsanteError
+from fedsante.errors import ConfigError, FedsanteError, field_problems
 
 app = typer.Typer(help="fedsante: governed federated AI on health data.", no_args_is_help=True)
 desk_app = typer.Typer(help="Run the regional AI desk.", no_args_is_help=True)
@@ -114,8 +114,7 @@ def node_init(
                          data_dir=(data_dir or Path(f"{node_id}-data")).resolve(),
                          hospital_name=hospital_name, territory=territory)
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError("Invalid node settings: " + "; ".join(problems)) from None
+        raise ConfigError("Invalid node settings: " + "; ".join(field_problems(exc))) from None
     public_key = init_node(config, cfg)
     console.print(f"Wrote {config}; key in {cfg.key_path}.\nPublic key (register it at the desk): {public_key}")
 
@@ -266,7 +265,7 @@ def demo(
     try:
         params = LogRegParams.model_validate(_parse_params(param))
     except ValidationError as exc:
-        raise ConfigError("Invalid --param: " + "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
+        raise ConfigError("Invalid --param: " + "; ".join(field_problems(exc))) from None
     run_demo(out, params, console)
 
 

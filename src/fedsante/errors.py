@@ -60,3 +60,8 @@ class RunFailed(FedsanteError):
     """A federated run stopped before it completed."""
 
     status = 500
+
+
+def field_problems(exc, prefix: str = "") -> list[str]:
+    """One 'field: problem' line per error of a pydantic ValidationError (or RequestValidationError)."""
+    return [f"{prefix}{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()]

@@ -18,7 +18,7 @@ from fedsante import __version__
 from fedsante.desk.db import make_sessionmaker
 from fedsante.desk.runs import RunService
 from fedsante.desk.settings import DeskSettings
-from fedsante.errors import FedsanteError, Unauthorized
+from fedsante.errors import FedsanteError, Unauthorized, field_problems
 from fedsante.federation.broker import Broker
 
 log = logging.getLogger("fedsante.desk")
@@ -84,7 +84,7 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        errors = field_problems(exc)
         return JSONResponse(error_body(422, "Invalid request: " + "; ".join(errors), errors), status_code=422)
 
     @app.exception_handler(HTTPException)

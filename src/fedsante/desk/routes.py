@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from fedsante import __version__
 from fedsante.desk.db import Node, Organisation, Project, Run, TaskRecord
 from fedsante.desk.schemas import NodeIn, OrganisationIn, ProjectIn, RunIn, RunOut
-from fedsante.errors import BadRequest, Conflict, NotFound
+from fedsante.errors import BadRequest, Conflict, NotFound, field_problems
 from fedsante.federation.catalogue import CATALOGUE
 from fedsante.federation.keys import parse_public_key
 from fedsante.federation.params import LogRegParams
@@ -108,7 +108,7 @@ async def start_run(body: RunIn, request: Request) -> RunOut:
     try:
         params = LogRegParams.model_validate(body.params)
     except ValidationError as exc:
-        errors = [f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        errors = field_problems(exc, prefix="params.")
         raise BadRequest("Invalid run parameters: " + "; ".join(errors), errors=errors) from None
     run = request.app.state.desk.runs.start(body.project_id, body.nodes, body.algorithm, params)
     return RunOut.model_validate(run)

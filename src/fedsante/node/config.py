@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedsante.data.heart import HospitalTable, load_csv, load_hospital
-from fedsante.errors import ConfigError
+from fedsante.errors import ConfigError, field_problems
 
 
 class NodeConfig(BaseModel):
@@ -57,7 +57,7 @@ def load_config(path: str | Path) -> NodeConfig:
     try:
         return NodeConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()]
+        problems = field_problems(exc)
         raise ConfigError(f"Node config {path} is invalid: {'; '.join(problems)}.", errors=problems) from None
 
 
