@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fedsante.desk.client import DeskClient
 from fedsante.errors import RunFailed
-from fedsante.federation.params import LogRegParams
 from fedsante.launcher import Deployment, free_port
+from fedsante.lifecycle import example_spec
 
 pytestmark = pytest.mark.e2e
 FEDSANTE = [sys.executable, "-m", "fedsante"]
@@ -47,6 +48,12 @@ def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path
 def test_node_killed_before_the_run_gives_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     # Prepare
     with Deployment(tmp_path, round_timeout=10) as deployment:
+        async def approve() -> tuple[str, dict]:
+            reference, cast = await deployment.approve()
+            await cast.close()
+            return reference, cast.tokens
+
+        reference, tokens = asyncio.run(approve())
         deployment.processes["va"].send_signal(signal.SIGKILL)
         deployment.processes["va"].wait()
         token = {"authorization": f"Bearer {deployment.token}"}
@@ -58,11 +65,9 @@ def test_node_killed_before_the_run_gives_a_clear_error_not_a_hang(tmp_path: Pat
             time.sleep(0.1)
 
         async def start() -> None:
-            async with deployment.client() as desk:
-                await desk.create_organisation("Team", kind="research")
-                project = await desk.create_project("Killed node study", "Team")
-                run = await desk.start_run(project["id"], list(deployment.hospitals), LogRegParams().model_dump())
-                await desk.wait_run(run["id"])
+            async with DeskClient(deployment.desk_url, tokens["holder"]) as holder:
+                run = await holder.start_run(reference)
+                await holder.wait_run(run["id"])
 
         # Execute
         started = time.monotonic()
@@ -78,15 +83,17 @@ def test_node_killed_before_the_run_gives_a_clear_error_not_a_hang(tmp_path: Pat
 def test_node_killed_during_the_run_fails_the_round_naming_it(tmp_path: Path) -> None:
     with Deployment(tmp_path, round_timeout=3) as deployment:
         async def start() -> None:
-            async with deployment.client() as desk:
-                await desk.create_organisation("Team", kind="research")
-                project = await desk.create_project("Killed mid-run", "Team")
-                params = LogRegParams(rounds=1000).model_dump()
-                run = await desk.start_run(project["id"], list(deployment.hospitals), params)
-                while (await desk.run(run["id"]))["current_round"] < 2:
+            spec = example_spec(list(deployment.hospitals)).model_copy(
+                update={"parameters": {"rounds": 1000}, "parameter_bounds": {}})
+            reference, cast = await deployment.approve(spec)
+            try:
+                run = await cast.holder.start_run(reference)
+                while (await cast.holder.run(run["id"]))["current_round"] < 2:
                     await asyncio.sleep(0.02)
                 deployment.processes["hungarian"].send_signal(signal.SIGKILL)
-                await desk.wait_run(run["id"])
+                await cast.holder.wait_run(run["id"])
+            finally:
+                await cast.close()
 
         with pytest.raises(RunFailed, match=r"no reply from node\(s\) hungarian within 3 s"):
             asyncio.run(start())
@@ -99,7 +106,7 @@ def test_commands_report_an_unreachable_desk(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
     # Execute
-    done = cli("run", "start", "--project-id", "1", "--nodes", "a,b", "--desk-url", url, "--token-file", str(token))
+    done = cli("run", "start", "--project", "RAIH-2026-0001", "--nodes", "a,b", "--desk-url", url, "--token-file", str(token))
 
     # Assert
     assert done.returncode == 1

@@ -58,7 +58,9 @@ def test_a_node_with_a_bad_parameter_fails_the_run_with_its_reason(tables, monke
     from fedsante.errors import RunFailed
     from fedsante.node import agent
 
-    monkeypatch.setattr(agent, "check_algorithm", lambda task: "algorithm code hash differs (test)")
+    real = agent.installed_algorithms()
+    changed = {k: v.model_copy(update={"code_hash": "f" * 64}) for k, v in real.items()}
+    monkeypatch.setattr(agent, "installed_algorithms", lambda: changed)
 
-    with pytest.raises(RunFailed, match="node cleveland refused the task: algorithm code hash differs"):
+    with pytest.raises(RunFailed, match="node cleveland refused the task: .*code hash .* differs from the installed"):
         asyncio.run(simulate_study({"cleveland": tables["cleveland"]}, {"rounds": 1}))

@@ -1,4 +1,4 @@
-"""`fedsante demo`: a desk and four hospital nodes as separate processes run one federated study."""
+"""`fedsante demo`: a desk and four hospital nodes as separate processes take one project through its life."""
 
 from __future__ import annotations
 
@@ -14,24 +14,68 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fedsante.benchmarks.baselines import evaluate, evaluation_scalers, fit_local, fit_pooled
+from fedsante import lifecycle
+from fedsante.audit import head_of, verify_file
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.federation.params import LogRegParams
-from fedsante.launcher import Deployment
+from fedsante.launcher import HOSPITAL_NAMES, Deployment
 from fedsante.reports.study import write_report
 
-DEMO_TEAM = "Demo research team"
-
-
-async def _run_study(deployment: Deployment, params: LogRegParams, console: Console) -> tuple[dict, list[dict]]:
-    async with deployment.client() as desk:
-        await desk.create_organisation(DEMO_TEAM, kind="research")
-        project = await desk.create_project("Heart disease risk across four hospitals (demo)", DEMO_TEAM)
-        run = await desk.start_run(project["id"], list(deployment.hospitals), params.model_dump())
+async def _run_study(deployment: Deployment, params: LogRegParams, console: Console) -> tuple[dict, list[dict], dict]:
+    """The whole life of the demo project: review, approval, acceptance at every node, run."""
+    territories = {h: HOSPITAL_NAMES[h][1] for h in deployment.hospitals}
+    spec = lifecycle.example_spec(list(deployment.hospitals), territories)
+    spec = spec.model_copy(update={"parameters": params.model_dump(), "parameter_bounds": {}})
+    reference, cast = await deployment.approve(spec)
+    try:
+        approval = await cast.holder.project(reference, "approval")
+        console.print(f"Project {reference} approved by {', '.join(approval['document']['reviewers'])}; "
+                      f"approval signed with desk key {approval['document']['desk_key_id']}; "
+                      f"accepted at {len(deployment.hospitals)} nodes.")
+        run = await cast.holder.start_run(reference)
         columns = (TextColumn("[bold]federated rounds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=False) as progress:
             bar = progress.add_task("rounds", total=params.rounds)
-            run = await desk.wait_run(run["id"], on_progress=lambda r: progress.update(bar, completed=r["current_round"]))
-        return run, await desk.run_tasks(run["id"])
+            run = await cast.holder.wait_run(
+                run["id"], on_progress=lambda r: progress.update(bar, completed=r["current_round"]))
+        trail = {"reference": reference, "history": await cast.holder.project(reference, "history"),
+                 "reviews": await cast.holder.project(reference, "reviews"), "approval": approval,
+                 "acceptances": await cast.holder.project(reference, "acceptances"),
+                 "heads": await cast.holder.audit_heads()}
+        return run, await cast.holder.run_tasks(run["id"]), trail
+    finally:
+        await cast.close()
+
+
+def trail_table(trail: dict, run: dict, out_dir: Path) -> Table:
+    """Where each step of the project's life is recorded, and whether every audit chain verifies."""
+    desk_dir, nodes_dir = out_dir / "desk", out_dir / "nodes"
+    ref = trail["reference"]
+    table = Table(title=f"Governance trail of {ref}", show_lines=False)
+    for column in ("step", "who", "recorded in"):
+        table.add_column(column)
+    for event in trail["history"]:
+        table.add_row(f"{event['from'] or 'created'} -> {event['to']}", event["actor"],
+                      f"desk DB (GET /api/v1/projects/{ref}/history) + {desk_dir / 'audit.jsonl'}")
+    for review in trail["reviews"]:
+        table.add_row(f"review: {review['decision']}", review["reviewer"], f"GET /api/v1/projects/{ref}/reviews")
+    doc = trail["approval"]["document"]
+    table.add_row(f"approval {doc['approval_id']} signed", f"desk key {doc['desk_key_id']}",
+                  f"GET /api/v1/projects/{ref}/approval (sha256 {trail['approval']['sha256'][:16]}...)")
+    for acceptance in trail["acceptances"]:
+        node = acceptance["node_id"]
+        table.add_row(f"{acceptance['decision']} at {node}", f"data-officer@{node}",
+                      f"{nodes_dir / node / 'acceptances.json'} + {nodes_dir / node / 'audit.jsonl'}")
+    table.add_row(f"run {run['id']}: {run['status']}", run["started_by"],
+                  f"GET /api/v1/runs/{run['id']}/tasks + each node's audit.jsonl")
+    chains = {"desk": (desk_dir / "audit.jsonl", trail["heads"]["desk"])}
+    chains.update({n: (nodes_dir / n / "audit.jsonl", h) for n, h in trail["heads"]["nodes"].items()})
+    for name, (path, head) in chains.items():
+        check = verify_file(path)
+        published = "is in the chain" if head_of(path, head["seq"], head["hash"]) else "is NOT in the chain"
+        table.add_row(f"audit chain of {name}", "fedsante audit verify",
+                      f"{check.summary()} Published head {str(head['hash'])[:12]}... {published}.")
+    return table
 
 
 def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
@@ -43,11 +87,14 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     console.print(f"Starting the desk and {len(HOSPITALS)} hospital nodes (logs in {out_dir / 'logs'}) ...")
     with Deployment(out_dir) as deployment:
         console.print(f"Desk at {deployment.desk_url}; nodes: {', '.join(deployment.hospitals)}")
-        run, tasks = asyncio.run(_run_study(deployment, params, console))
+        run, tasks, trail = asyncio.run(_run_study(deployment, params, console))
     results = build_results(run, tasks, params, seconds=time.perf_counter() - started, desk_url=deployment.desk_url)
+    results["governance"] = {"project": trail["reference"], "approval": trail["approval"],
+                             "acceptances": trail["acceptances"], "audit_heads": trail["heads"]}
     (out_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_report(out_dir / "report.html", results)
-    wide = Console(file=console.file, width=max(console.width, 100), force_terminal=console.is_terminal)
+    wide = Console(file=console.file, width=max(console.width, 120), force_terminal=console.is_terminal)
+    wide.print(trail_table(trail, run, out_dir))
     wide.print(results_table(results))
     console.print(
         f"Run {run['id']} completed in {results['timing']['total_seconds']:.1f} s "

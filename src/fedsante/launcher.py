@@ -19,8 +19,9 @@ import httpx
 from fedsante.data.heart import HOSPITALS
 from fedsante.desk.client import DeskClient
 from fedsante.errors import FedsanteError
-from fedsante.federation.keys import generate_key, load_key, public_key_b64
-from fedsante.node.config import NodeConfig, write_config
+from fedsante import lifecycle
+from fedsante.node.config import NodeConfig, load_config
+from fedsante.node.operator import init_node
 
 HOSPITAL_NAMES = {
     "cleveland": ("Cleveland Clinic Foundation", "Ohio, USA"),
@@ -34,13 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def init_node(config_path: Path, config: NodeConfig) -> str:
-    """Write a node's config and create its key if absent; return its public key (base64)."""
-    key = load_key(config.key_path) if config.key_path.exists() else generate_key(config.key_path)
-    write_config(config_path, config)
-    return public_key_b64(key)
 
 
 @dataclass
@@ -98,9 +92,23 @@ class Deployment:
                 config = NodeConfig(node_id=hospital, desk_url=self.desk_url, dataset=hospital,
                                     data_dir=self.out_dir / "nodes" / hospital, hospital_name=name,
                                     territory=territory, poll_seconds=5)
-                public_key = init_node(self.config_path(hospital), config)
+                public_key = init_node(config, self.config_path(hospital))
                 await desk.create_organisation(name)
                 await desk.register_node(hospital, name, public_key, hospital_name=name, territory=territory)
+                await lifecycle.prepare_node(config, await desk.keys())
+
+    async def approve(self, spec=None, *, accept: tuple[str, ...] | None = None) -> tuple[str, lifecycle.Cast]:
+        """Take a project through review to approval and acceptance at the nodes in ``accept`` (default all).
+
+        Returns the project reference and the accounts' clients (close them with ``cast.close()``).
+        """
+        spec = spec or lifecycle.example_spec(list(self.hospitals), {h: HOSPITAL_NAMES.get(h, (h, h))[1] for h in self.hospitals})
+        async with self.client() as desk:
+            cast = await lifecycle.create_cast(desk)
+        project = await lifecycle.submit_and_approve(cast, spec)
+        configs = [load_config(self.config_path(h)) for h in (self.hospitals if accept is None else accept)]
+        await lifecycle.accept_everywhere(configs, project["reference"])
+        return project["reference"], cast
 
     def config_path(self, hospital: str) -> Path:
         return self.out_dir / "nodes" / f"{hospital}.toml"

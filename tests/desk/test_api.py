@@ -1,7 +1,8 @@
-"""The desk HTTP API: admin token, registry, run validation, node authentication, error shape."""
+"""The desk HTTP API: tokens, registry, run validation, node authentication, error shape."""
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,6 +13,7 @@ from fedsante.desk.app import create_app
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.auth import sign_request
 from fedsante.federation.keys import public_key_b64
+from fedsante.lifecycle import example_spec
 
 TOKEN = "t"
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
@@ -20,8 +22,8 @@ NEXT_TASK = "/api/v1/node/tasks/next?wait=0"
 
 
 @pytest.fixture
-def app():
-    return create_app(DeskSettings(database_url="sqlite://"), admin_token=TOKEN)
+def app(tmp_path):
+    return create_app(DeskSettings(data_dir=tmp_path, database_url="sqlite://"), admin_token=TOKEN)
 
 
 @pytest.fixture
@@ -54,12 +56,6 @@ def register_node(client: TestClient, key: Ed25519PrivateKey, node_id: str = "ch
                        json={"node_id": node_id, "organisation": org, "public_key": public_key_b64(key)})
 
 
-def create_project(client: TestClient, org: str = "CHU Lille") -> int:
-    response = client.post("/api/v1/projects", json={"title": "Heart study", "organisation": org}, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
 def api_routes(app) -> list[tuple[str, str, bool]]:
     """``(method, path, include_in_schema)`` of every API route of the app, included routers too."""
     try:
@@ -76,16 +72,6 @@ def admin_routes(app) -> list[tuple[str, str]]:
             if path.startswith("/api/v1/") and not path.startswith("/api/v1/node/")]
 
 
-ADMIN_ROUTES = {
-    ("POST", "/api/v1/organisations"), ("GET", "/api/v1/organisations"),
-    ("POST", "/api/v1/nodes"), ("GET", "/api/v1/nodes"),
-    ("POST", "/api/v1/projects"), ("GET", "/api/v1/projects"),
-    ("GET", "/api/v1/algorithms"),
-    ("POST", "/api/v1/runs"), ("GET", "/api/v1/runs"),
-    ("GET", "/api/v1/runs/{run_id}"), ("GET", "/api/v1/runs/{run_id}/tasks"),
-}
-
-
 # --- service -------------------------------------------------------------------------------------
 
 def test_health_is_ok_without_a_token(client: TestClient) -> None:
@@ -97,7 +83,7 @@ def test_health_is_ok_without_a_token(client: TestClient) -> None:
 def test_openapi_schema_lists_every_route(app, client: TestClient) -> None:
     # Prepare
     routes = {(method.lower(), path) for method, path, in_schema in api_routes(app) if in_schema}
-    assert len(routes) >= len(ADMIN_ROUTES) + 3  # health and the two node routes
+    assert len(routes) >= 30
 
     # Execute
     schema = client.get("/openapi.json").json()
@@ -108,22 +94,25 @@ def test_openapi_schema_lists_every_route(app, client: TestClient) -> None:
     assert {"/health", "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/node/tasks/next", "/api/v1/node/results"} <= set(schema["paths"])
 
 
-# --- admin token ---------------------------------------------------------------------------------
+# --- tokens (the role x endpoint matrix is in test_access_matrix.py) -----------------------------
 
-def test_the_admin_routes_are_all_found(app) -> None:
-    # Guards the next test against silently checking nothing.
-    assert ADMIN_ROUTES <= set(admin_routes(app))
-
-
-@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong"}, {"authorization": "Bearer "},
-                                     {"authorization": "Bearer t2"}, {"authorization": "Basic dDp0"}])
-def test_every_admin_endpoint_needs_the_token(app, client: TestClient, headers: dict) -> None:
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer "}, {"authorization": "Basic dDp0"}])
+def test_account_endpoints_without_a_token_say_how_to_send_one(app, client: TestClient, headers: dict) -> None:
     for method, path in admin_routes(app):
-        # Execute
-        response = client.request(method, path.replace("{run_id}", "r1"), headers=headers, json={})
+        if path in ("/api/v1/keys", "/api/v1/charter", "/api/v1/audit/heads"):
+            continue
+        response = client.request(method, re.sub(r"\{[^}]+\}", "x", path), headers=headers, json={})
+        assert_error(response, 401, r"This endpoint needs an account token: send 'Authorization: Bearer <token>'")
 
-        # Assert
-        assert_error(response, 401, r"This endpoint needs the desk admin token: send 'Authorization: Bearer <token>'")
+
+@pytest.mark.parametrize("token", ["wrong", "t2", "T"])
+def test_an_unknown_token_is_refused(client: TestClient, token: str) -> None:
+    response = client.get("/api/v1/organisations", headers={"authorization": f"Bearer {token}"})
+    assert_error(response, 401, r"Unknown or revoked token")
+
+
+def test_the_bearer_scheme_is_case_insensitive(client: TestClient) -> None:
+    assert client.get("/api/v1/organisations", headers={"authorization": f"bearer {TOKEN}"}).status_code == 200
 
 
 def test_error_shape_is_exactly_ok_error_errors_status(client: TestClient) -> None:
@@ -154,7 +143,8 @@ def test_organisation_create_list_and_duplicate(client: TestClient) -> None:
     # Assert
     assert created.status_code == 201 and created.json()["kind"] == "hospital"
     assert_error(duplicate, 409, r"Organisation 'CHU Lille' already exists\.")
-    assert [o["name"] for o in client.get("/api/v1/organisations", headers=ADMIN).json()] == ["CHU Lille"]
+    assert [o["name"] for o in client.get("/api/v1/organisations", headers=ADMIN).json()] == [
+        "Guichet IA régional", "CHU Lille"]  # the desk's own organisation comes first
 
 
 def test_register_node_then_list_it(client: TestClient, node_key) -> None:
@@ -165,12 +155,13 @@ def test_register_node_then_list_it(client: TestClient, node_key) -> None:
     assert response.status_code == 201
     assert response.json() == {"node_id": "chu-lille", "organisation": "CHU Lille"}
     nodes = client.get("/api/v1/nodes", headers=ADMIN).json()
-    assert nodes == [{"node_id": "chu-lille", "hospital_name": "", "territory": "", "connected": False}]
+    assert nodes == [{"node_id": "chu-lille", "hospital_name": "", "territory": "", "connected": False,
+                      "audit_seq": None, "audit_head": None}]
 
 
 def test_register_node_with_an_unknown_organisation(client: TestClient, node_key) -> None:
     assert_error(register_node(client, node_key, org="Nobody"), 404,
-                 r"Organisation 'Nobody' is not registered\. Create it with POST /api/v1/organisations\.")
+                 r"Organisation 'Nobody' is not registered\. Create it with 'fedsante account org'\.")
 
 
 @pytest.mark.parametrize("public_key", ["!" * 44, "A" * 44])
@@ -187,11 +178,6 @@ def test_register_node_twice_is_a_conflict(client: TestClient, node_key) -> None
     assert_error(register_node(client, Ed25519PrivateKey.generate()), 409, r"Node 'chu-lille' is already registered\.")
 
 
-def test_project_with_an_unknown_organisation(client: TestClient) -> None:
-    response = client.post("/api/v1/projects", json={"title": "Heart study", "organisation": "Nobody"}, headers=ADMIN)
-    assert_error(response, 404, r"Organisation 'Nobody' is not registered")
-
-
 def test_algorithms_lists_logreg_with_its_code_hash(client: TestClient) -> None:
     algorithms = client.get("/api/v1/algorithms", headers=ADMIN).json()
     assert [a["id"] for a in algorithms] == ["logreg"]
@@ -201,16 +187,32 @@ def test_algorithms_lists_logreg_with_its_code_hash(client: TestClient) -> None:
 # --- runs ----------------------------------------------------------------------------------------
 
 @pytest.fixture
-def registered(client: TestClient, node_key) -> int:
-    """An organisation, one registered node 'chu-lille' and a project; returns the project id."""
+def registered(client: TestClient, node_key) -> dict:
+    """One registered node 'chu-lille' and an approved project over it; returns the holder's headers."""
     create_org(client)
     assert register_node(client, node_key).status_code == 201
-    return create_project(client)
+    end = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+    tokens = {}
+    for name, org, role in (("holder", "CHU Lille", "holder"), ("r1", "Desk A", "reviewer"), ("r2", "Desk B", "reviewer")):
+        if org != "CHU Lille":
+            create_org(client, org)
+        tokens[name] = client.post("/api/v1/accounts", headers=ADMIN, json={
+            "name": name, "organisation": org, "role": role, "end_date": end}).json()["token"]
+    spec = example_spec(["chu-lille"]).model_dump(mode="json")
+    headers = {name: {"authorization": f"Bearer {token}"} for name, token in tokens.items()}
+    reference = client.post("/api/v1/projects", json=spec, headers=headers["holder"]).json()["reference"]
+    assert client.post(f"/api/v1/projects/{reference}/submit", json={}, headers=headers["holder"]).status_code == 200
+    for reviewer in ("r1", "r2"):
+        client.post(f"/api/v1/projects/{reference}/reviews", json={"decision": "approve"}, headers=headers[reviewer])
+    return {"reference": reference, "headers": headers["holder"]}
 
 
-def test_run_with_an_unknown_param_names_it(client: TestClient, registered: int) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN,
-                           json={"project_id": registered, "nodes": ["chu-lille"], "params": {"bogus": 1}})
+def start_run(client: TestClient, registered: dict, **body):
+    return client.post("/api/v1/runs", headers=registered["headers"], json={"project": registered["reference"], **body})
+
+
+def test_run_with_an_unknown_param_names_it(client: TestClient, registered: dict) -> None:
+    response = start_run(client, registered, params={"bogus": 1})
     body = assert_error(response, 400, r"Invalid run parameters: params\.bogus: Extra inputs are not permitted")
     assert body["errors"] == ["params.bogus: Extra inputs are not permitted"]
 
@@ -223,40 +225,34 @@ def test_run_with_an_unknown_param_names_it(client: TestClient, registered: int)
         ({"scaling": "none"}, r"params\.scaling: Input should be 'global' or 'local'"),
     ],
 )
-def test_run_with_an_out_of_range_param(client: TestClient, registered: int, params: dict, message: str) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN,
-                           json={"project_id": registered, "nodes": ["chu-lille"], "params": params})
-    assert_error(response, 400, message)
+def test_run_with_an_out_of_range_param(client: TestClient, registered: dict, params: dict, message: str) -> None:
+    assert_error(start_run(client, registered, params=params), 400, message)
 
 
-def test_run_with_an_unknown_node(client: TestClient, registered: int) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": registered, "nodes": ["chu-lille", "ghost"]})
-    assert_error(response, 404, r"Node\(s\) ghost are not registered at this desk")
+def test_run_with_a_node_outside_the_approval(client: TestClient, registered: dict) -> None:
+    response = start_run(client, registered, nodes=["chu-lille", "ghost"])
+    assert_error(response, 403, r"Node\(s\) ghost are not in approval RAIH-\d{4}-0001-v1 \(approved: chu-lille\)")
 
 
-def test_run_with_the_same_node_twice(client: TestClient, registered: int) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": registered, "nodes": ["chu-lille"] * 2})
-    assert_error(response, 400, r"Run nodes must be distinct")
+def test_run_with_the_same_node_twice(client: TestClient, registered: dict) -> None:
+    assert_error(start_run(client, registered, nodes=["chu-lille"] * 2), 400, r"A run needs distinct nodes")
 
 
-def test_run_with_no_nodes(client: TestClient, registered: int) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": registered, "nodes": []})
-    assert_error(response, 422, r"body\.nodes: List should have at least 1 item")
+def test_run_with_no_nodes(client: TestClient, registered: dict) -> None:
+    assert_error(start_run(client, registered, nodes=[]), 400, r"A run needs distinct nodes; got \[\]")
 
 
-def test_run_of_an_unknown_project(client: TestClient, registered: int) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN, json={"project_id": 999, "nodes": ["chu-lille"]})
-    assert_error(response, 404, r"Project 999 does not exist\. Create it with POST /api/v1/projects\.")
+def test_run_of_an_unknown_project(client: TestClient, registered: dict) -> None:
+    response = client.post("/api/v1/runs", headers=registered["headers"], json={"project": "RAIH-1999-0001"})
+    assert_error(response, 404, r"Project 'RAIH-1999-0001' does not exist")
 
 
-def test_run_of_an_unknown_algorithm(client: TestClient, registered: int) -> None:
-    response = client.post("/api/v1/runs", headers=ADMIN,
-                           json={"project_id": registered, "nodes": ["chu-lille"], "algorithm": "svm"})
-    assert_error(response, 404, r"Unknown algorithm 'svm'\. The catalogue of fedsante .* has: logreg\.")
+def test_a_run_cannot_choose_its_algorithm(client: TestClient, registered: dict) -> None:
+    assert_error(start_run(client, registered, algorithm="svm"), 422, r"body\.algorithm: Extra inputs are not permitted")
 
 
-def test_failed_run_requests_create_no_run(client: TestClient, registered: int) -> None:
-    client.post("/api/v1/runs", headers=ADMIN, json={"project_id": 999, "nodes": ["chu-lille"]})
+def test_failed_run_requests_create_no_run(client: TestClient, registered: dict) -> None:
+    start_run(client, registered, nodes=["ghost"])
     assert client.get("/api/v1/runs", headers=ADMIN).json() == []
 
 

@@ -25,7 +25,8 @@ from fedsante.federation.keys import (
     canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign, verify,
 )
 from fedsante.federation.messages import AlgorithmRef, ArrayPayload, Task, TaskResult, pack, unpack
-from fedsante.node.agent import NodeAgent, check_algorithm
+from fedsante.node.agent import NodeAgent
+from conftest import seal
 
 
 @pytest.fixture(scope="module")
@@ -309,53 +310,42 @@ def test_code_hash_depends_on_the_modules_and_their_order() -> None:
 
 # --- node agent ----------------------------------------------------------------------------------
 
-def test_check_algorithm_accepts_the_installed_code() -> None:
-    assert check_algorithm(make_task()) is None
+@pytest.fixture
+def agent(governed, key: Ed25519PrivateKey) -> NodeAgent:
+    """A node that accepted the approval the tasks of ``make_task`` run under."""
+    return NodeAgent(node_id="va", table=load_hospital("va"), key=key, client=None, guard=governed.guard())
 
 
-def test_check_algorithm_refuses_another_code_hash() -> None:
-    ref = CATALOGUE["logreg"].ref().model_copy(update={"code_hash": "0" * 64})
-    reason = check_algorithm(make_task(algorithm=ref))
-    assert reason is not None and "code hash 000000000000... differs from the installed code's" in reason
-
-
-def test_check_algorithm_refuses_another_version() -> None:
-    ref = CATALOGUE["logreg"].ref().model_copy(update={"version": "9.9.9"})
-    reason = check_algorithm(make_task(algorithm=ref))
-    assert reason is not None and f"version 9.9.9 differs from the installed {__version__}" in reason
-
-
-def test_check_algorithm_refuses_an_unknown_algorithm() -> None:
-    ref = AlgorithmRef(id="svm", version=__version__, code_hash="0" * 64)
-    reason = check_algorithm(make_task(algorithm=ref))
-    assert reason == "algorithm 'svm' is not installed at this node (installed: logreg)"
-
-
-@pytest.fixture(scope="module")
-def agent(key: Ed25519PrivateKey) -> NodeAgent:
-    return NodeAgent(node_id="va", table=load_hospital("va"), key=key, client=None)
+@pytest.fixture
+def governed_task(governed):
+    def make(task_id: str = "t1", *, kind: str = "moments", algorithm: AlgorithmRef | None = None,
+             params: dict | None = None) -> Task:
+        task = governed.task(kind, task_id=task_id)
+        changes = {k: v for k, v in (("algorithm", algorithm), ("params", params)) if v is not None}
+        return seal(task.model_copy(update=changes), governed.desk_key) if changes else task
+    return make
 
 
 def verifies(result: TaskResult, key: Ed25519PrivateKey) -> bool:
     return verify(public_key_b64(key), canonical_json(result.signed_content()), result.signature)
 
 
-def test_node_refuses_a_task_with_another_code_hash_and_signs_the_refusal(agent: NodeAgent, key) -> None:
+def test_node_refuses_a_task_with_another_code_hash_and_signs_the_refusal(agent: NodeAgent, key, governed_task) -> None:
     # Prepare
     ref = CATALOGUE["logreg"].ref().model_copy(update={"code_hash": "f" * 64})
 
     # Execute
-    result = agent.handle(make_task("t9", algorithm=ref))
+    result = agent.handle(governed_task("t9", algorithm=ref))
 
     # Assert
-    assert result.ok is False and "code hash ffffffffffff... differs" in result.error
+    assert result.ok is False and "the task asks for logreg code hash ffffffffffff" in result.error
     assert result.arrays == {} and result.task_id == "t9" and result.node_id == "va"
     assert verifies(result, key)
 
 
-def test_node_computes_moments_and_signs_the_result(agent: NodeAgent, key, other_key) -> None:
+def test_node_computes_moments_and_signs_the_result(agent: NodeAgent, key, other_key, governed_task) -> None:
     # Execute
-    result = agent.handle(make_task("t1", kind="moments"))
+    result = agent.handle(governed_task("t1", kind="moments"))
 
     # Assert
     assert result.ok is True and result.error is None
@@ -368,17 +358,16 @@ def test_node_computes_moments_and_signs_the_result(agent: NodeAgent, key, other
     assert not verifies(result.model_copy(update={"metrics": {"n": 86.0}}), key)
 
 
-def test_node_reports_a_task_that_lacks_an_array(agent: NodeAgent, key) -> None:
+def test_node_reports_a_task_that_lacks_an_array(agent: NodeAgent, key, governed_task) -> None:
     # A fit task needs the global model; without it the node answers ok=False with the reason.
-    result = agent.handle(make_task("t2", kind="fit"))
+    result = agent.handle(governed_task("t2", kind="fit"))
     assert result.ok is False and result.error == "Task lacks the array 'mean'; the desk must send it."
     assert verifies(result, key)
 
 
-def test_node_reports_invalid_task_params(agent: NodeAgent, key) -> None:
-    task = make_task("t3").model_copy(update={"params": {"bogus": 1}})
-    result = agent.handle(task)
-    assert result.ok is False and "bogus" in result.error
+def test_node_refuses_params_the_approval_does_not_name(agent: NodeAgent, key, governed_task) -> None:
+    result = agent.handle(governed_task("t3", params={"bogus": 1}))
+    assert result.ok is False and "bogus are not part of approval" in result.error
     assert verifies(result, key)
 
 

@@ -11,16 +11,21 @@ from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.federation.params import LogRegParams
 from fedsante.federation.simulation import simulate_study
 from fedsante.launcher import Deployment
+from fedsante.lifecycle import example_spec
 
 FLOWER_SECONDS_PER_ROUND = 12.4  # Flower 1.42 deployment, 4 nodes, loopback (shared/reference/flower.md)
 
 
 async def _timed_run(deployment: Deployment, params: LogRegParams) -> dict:
-    async with deployment.client() as desk:
-        await desk.create_organisation("Benchmark", kind="other")
-        project = await desk.create_project("Protocol benchmark", "Benchmark")
-        run = await desk.start_run(project["id"], list(deployment.hospitals), params.model_dump())
-        return await desk.wait_run(run["id"])
+    """An approved, accepted project (every governance check on at each round), run once."""
+    spec = example_spec(list(deployment.hospitals)).model_copy(
+        update={"parameters": params.model_dump(), "parameter_bounds": {}})
+    reference, cast = await deployment.approve(spec)
+    try:
+        run = await cast.holder.start_run(reference)
+        return await cast.holder.wait_run(run["id"])
+    finally:
+        await cast.close()
 
 
 def measure(rounds: int, out_dir: Path) -> dict:

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
+import os
+import threading
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from starlette.exceptions import HTTPException
 
 from fedsante import __version__
-from fedsante.desk.db import make_sessionmaker
+from fedsante.audit import AuditLog
+from fedsante.desk.access import new_token, token_sha256
+from fedsante.desk.charter import load_charter
+from fedsante.desk.db import Account, Organisation, make_sessionmaker
+from fedsante.desk.keyring import Keyring
 from fedsante.desk.runs import RunService
 from fedsante.desk.settings import DeskSettings
-from fedsante.errors import FedsanteError, Unauthorized, field_problems
+from fedsante.errors import FedsanteError, field_problems
 from fedsante.federation.broker import Broker
 
 log = logging.getLogger("fedsante.desk")
@@ -30,52 +35,80 @@ def error_body(status: int, message: str, errors: list[str] | None = None) -> di
 
 
 def ensure_admin_token(data_dir: Path) -> str:
-    """Return the desk's admin token, creating ``<data_dir>/admin-token`` (mode 0600) if absent."""
+    """Return the bootstrap admin token, creating ``<data_dir>/admin-token`` (mode 0600) if absent."""
     path = data_dir / "admin-token"
     if path.exists():
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(token + "\n")
+    token = new_token()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
     return token
 
 
 class DeskState:
-    """What the request handlers share: database sessions, broker, runs, admin token hash."""
+    """What the request handlers share: database sessions, broker, runs, keys, charter, audit chain."""
 
-    def __init__(self, settings: DeskSettings, admin_token: str) -> None:
+    def __init__(self, settings: DeskSettings) -> None:
         self.settings = settings
         self.sessions = make_sessionmaker(settings.effective_database_url)
         self.broker = Broker(grace=settings.node_grace_seconds)
-        self.runs = RunService(self.sessions, self.broker, round_timeout=settings.round_timeout_seconds)
-        self._admin_hash = hashlib.sha256(admin_token.encode()).digest()
+        self.keyring = Keyring(settings.data_dir)
+        self.charter = load_charter()
+        self.runs = RunService(self)
+        self._audit: tuple[str, AuditLog] | None = None
+        self._audit_lock = threading.Lock()
 
-    def check_admin(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
-        if not token or not hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self._admin_hash):
-            raise Unauthorized(
-                "This endpoint needs the desk admin token: send 'Authorization: Bearer <token>' "
-                "(the token is in <desk data dir>/admin-token)."
-            )
+    def audit_log(self) -> AuditLog:
+        """The desk's chain, signed with the current desk key (re-read after a rotation)."""
+        info, key = self.keyring.current()
+        with self._audit_lock:
+            if self._audit is None or self._audit[0] != info.key_id:
+                self._audit = (info.key_id, AuditLog(self.settings.audit_path, key, "desk"))
+            return self._audit[1]
+
+    def record(self, actor: str, action: str, subject: str, details: dict | None = None) -> None:
+        """Append one event to the desk's audit chain."""
+        self.audit_log().append(actor, action, subject, details or {})
+
+    def bootstrap(self, admin_token: str | None) -> None:
+        """First start: the desk's organisation, its signing key and an admin account (token file 0600)."""
+        self.keyring.ensure()
+        with self.sessions() as session:
+            if session.scalar(select(Account).where(Account.role == "admin")) is not None:
+                return
+            org = session.scalar(select(Organisation).where(Organisation.name == self.settings.organisation))
+            if org is None:
+                org = Organisation(name=self.settings.organisation, kind="desk")
+                session.add(org)
+                session.flush()
+            token = admin_token or ensure_admin_token(self.settings.data_dir)
+            end = datetime.now(UTC).date() + timedelta(days=365)
+            session.add(Account(name="admin", organisation_id=org.id, role="admin", end_date=end,
+                                token_sha256=token_sha256(token)))
+            session.commit()
+        self.record("system", "account.created", "admin", {"role": "admin", "end_date": end.isoformat(),
+                                                             "bootstrap": True})
 
 
 def create_app(settings: DeskSettings | None = None, *, admin_token: str | None = None) -> FastAPI:
     """Build the desk application. Without ``admin_token`` it is read from (or created in) the data dir."""
     settings = settings or DeskSettings()
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    state = DeskState(settings, admin_token or ensure_admin_token(settings.data_dir))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    state = DeskState(settings)
+    state.bootstrap(admin_token)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        removed = state.audit_log().prune(settings.audit_retention_days)
+        if removed:
+            log.info("audit: removed %d entries older than %d days", removed, settings.audit_retention_days)
         yield
         await state.runs.shutdown()
 
     app = FastAPI(title="fedsante desk", version=__version__, lifespan=lifespan,
-                  description="Regional AI desk: organisations, nodes, projects, federated runs.")
+                  description="Regional AI desk: accounts, projects, charter review, signed approvals, federated runs.")
     app.state.desk = state
 
     @app.exception_handler(FedsanteError)
@@ -91,8 +124,9 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
 
-    from fedsante.desk import node_routes, routes
+    from fedsante.desk import node_routes, project_routes, routes
 
     app.include_router(routes.router)
+    app.include_router(project_routes.router)
     app.include_router(node_routes.router)
     return app

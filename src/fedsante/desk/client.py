@@ -1,4 +1,4 @@
-"""An async client of the desk's admin API, used by the CLI, the demo and simulations."""
+"""An async client of the desk API (one account token per client), used by the CLI, demo and simulations."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from fedsante.errors import DeskUnreachable, FedsanteError, RunFailed
 class DeskClient:
     """Talks to one desk. ``transport`` may be an ``httpx.ASGITransport`` for in-process use."""
 
-    def __init__(self, base_url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, base_url: str, token: str = "", *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=30,
-                                       headers={"authorization": f"Bearer {token}"})
+        self.transport = transport
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=30, headers=headers)
+
+    def as_account(self, token: str) -> DeskClient:
+        """A client of the same desk acting with another account's token."""
+        return DeskClient(self.base_url, token, transport=self.transport)
 
     async def __aenter__(self) -> DeskClient:
         return self
@@ -42,7 +47,11 @@ class DeskClient:
             error = FedsanteError(f"Desk refused {method} {path} ({response.status_code}): {message}", errors=errors)
             error.status = response.status_code
             raise error
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.text
 
     async def health(self) -> dict:
         return await self._call("GET", "/health")
@@ -62,12 +71,53 @@ class DeskClient:
     async def nodes(self) -> list[dict]:
         return await self._call("GET", "/api/v1/nodes")
 
-    async def create_project(self, title: str, organisation: str) -> dict:
-        return await self._call("POST", "/api/v1/projects", json={"title": title, "organisation": organisation})
+    async def create_account(self, name: str, organisation: str, role: str, end_date: str) -> dict:
+        """Create an account; the answer holds its token (shown once)."""
+        return await self._call("POST", "/api/v1/accounts", json={
+            "name": name, "organisation": organisation, "role": role, "end_date": end_date})
 
-    async def start_run(self, project_id: int, nodes: list[str], params: dict, algorithm: str = "logreg") -> dict:
-        return await self._call("POST", "/api/v1/runs", json={
-            "project_id": project_id, "nodes": nodes, "algorithm": algorithm, "params": params})
+    async def accounts(self) -> list[dict]:
+        return await self._call("GET", "/api/v1/accounts")
+
+    async def disable_account(self, name: str) -> dict:
+        return await self._call("POST", f"/api/v1/accounts/{name}/disable")
+
+    async def me(self) -> dict:
+        return await self._call("GET", "/api/v1/accounts/me")
+
+    async def keys(self) -> list[dict]:
+        return await self._call("GET", "/api/v1/keys")
+
+    async def audit_heads(self) -> dict:
+        return await self._call("GET", "/api/v1/audit/heads")
+
+    async def audit_export(self) -> str:
+        return await self._call("GET", "/api/v1/audit/desk")
+
+    async def create_project(self, spec: dict) -> dict:
+        return await self._call("POST", "/api/v1/projects", json=spec)
+
+    async def update_project(self, reference: str, spec: dict) -> dict:
+        return await self._call("PUT", f"/api/v1/projects/{reference}", json=spec)
+
+    async def projects(self, status: str | None = None) -> list[dict]:
+        return await self._call("GET", "/api/v1/projects", params={"status": status} if status else None)
+
+    async def project(self, reference: str, part: str = "") -> Any:
+        """A project, or one of its parts: checks, reviews, history, approval, acceptances."""
+        return await self._call("GET", f"/api/v1/projects/{reference}" + (f"/{part}" if part else ""))
+
+    async def transition(self, reference: str, action: str, reason: str = "") -> dict:
+        """submit, complete, release or archive a project."""
+        return await self._call("POST", f"/api/v1/projects/{reference}/{action}", json={"reason": reason})
+
+    async def review(self, reference: str, decision: str, comment: str = "", answers: dict | None = None) -> dict:
+        return await self._call("POST", f"/api/v1/projects/{reference}/reviews", json={
+            "decision": decision, "comment": comment, "answers": answers or {}})
+
+    async def start_run(self, project: str, nodes: list[str] | None = None, params: dict | None = None) -> dict:
+        return await self._call("POST", "/api/v1/runs", json={"project": project, "nodes": nodes,
+                                                              "params": params or {}})
 
     async def run(self, run_id: str) -> dict:
         return await self._call("GET", f"/api/v1/runs/{run_id}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, ForeignKey, String, create_engine
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -26,6 +26,20 @@ class Organisation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Account(Base):
+    """A named person or service with one role, an organisation and a mandatory end date."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    end_date: Mapped[date]
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Node(Base):
     __tablename__ = "nodes"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -33,21 +47,87 @@ class Node(Base):
     public_key: Mapped[str] = mapped_column(String(64))
     hospital_name: Mapped[str] = mapped_column(String(200), default="")
     territory: Mapped[str] = mapped_column(String(200), default="")
+    audit_seq: Mapped[int | None] = mapped_column(default=None)
+    audit_head: Mapped[str | None] = mapped_column(String(64), default=None)
+    audit_reported_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Project(Base):
+    """A project's registry record (``spec``, see desk/registry.py) and where it is in its life."""
+
     __tablename__ = "projects"
     id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(300))
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    status: Mapped[str] = mapped_column(String(30), default="draft")
+    version: Mapped[int] = mapped_column(default=1)
+    spec: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectEvent(Base):
+    """One transition of a project's status: who, when, why."""
+
+    __tablename__ = "project_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(120))
+    from_status: Mapped[str | None] = mapped_column(String(30))
+    to_status: Mapped[str] = mapped_column(String(30))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Review(Base):
+    """A reviewer's decision and comment on one version of a project (every review is kept)."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    project_version: Mapped[int]
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    decision: Mapped[str] = mapped_column(String(30))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    answers: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Approval(Base):
+    """A signed approval document (canonical JSON) and its signature by a desk key."""
+
+    __tablename__ = "approvals"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    document: Mapped[dict] = mapped_column(JSON)
+    signature: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Acceptance(Base):
+    """A node's signed decision (accepted / declined) on an approval."""
+
+    __tablename__ = "acceptances"
+    __table_args__ = (UniqueConstraint("approval_id", "node_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    approval_id: Mapped[str] = mapped_column(ForeignKey("approvals.id"))
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"))
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    signature: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Run(Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    approval_id: Mapped[str | None] = mapped_column(ForeignKey("approvals.id"), default=None)
+    started_by: Mapped[str] = mapped_column(String(120), default="")
     status: Mapped[str] = mapped_column(String(20), default="running")
     algorithm_id: Mapped[str] = mapped_column(String(64))
     algorithm_version: Mapped[str] = mapped_column(String(32))

@@ -1,13 +1,21 @@
-"""Desk API for nodes: long-poll for tasks, post signed results. Every request is signed."""
+"""Desk API for nodes: long-poll for tasks, post signed results, fetch approvals, report acceptances.
+
+Every request is signed with the node's key; nodes hold no account token.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from fedsante.desk.db import Node
+from sqlalchemy import select
+
+from fedsante.desk import projects as lifecycle
+from fedsante.desk.db import Acceptance, Approval, Node, utcnow
 from fedsante.desk.runs import verify_result
-from fedsante.errors import BadRequest, Forbidden, Unauthorized
+from fedsante.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from fedsante.federation.approval import AcceptanceNotice
 from fedsante.federation.auth import NODE_HEADER, verify_request
+from fedsante.federation.keys import canonical_json, verify
 from fedsante.federation.messages import TaskResult
 
 router = APIRouter(prefix="/api/v1/node", tags=["node protocol"])
@@ -51,5 +59,53 @@ async def post_result(request: Request) -> dict:
         raise Forbidden(f"Result names node {result.node_id!r} but the request is signed by {node_id!r}.")
     if not verify_result(public_key, result):
         raise Unauthorized(f"Result of task {result.task_id!r} does not carry a valid signature of node {node_id!r}.")
-    request.app.state.desk.broker.deliver(node_id, result)
+    desk = request.app.state.desk
+    if result.audit_head:
+        with desk.sessions() as session:
+            node = session.get(Node, node_id)
+            node.audit_seq, node.audit_head, node.audit_reported_at = result.audit_seq, result.audit_head, utcnow()
+            session.commit()
+    if not result.ok:
+        desk.record(node_id, "task.refused", result.run_id, {"task_id": result.task_id, "reason": result.error})
+    desk.broker.deliver(node_id, result)
+    return {"ok": True}
+
+
+@router.get("/approvals/{reference}")
+async def node_approval(reference: str, request: Request) -> dict:
+    """The current signed approval of a project, for the node's operator to verify and accept."""
+    await _authenticate(request)
+    with request.app.state.desk.sessions() as session:
+        approval = lifecycle.current_approval(session, lifecycle.get_project(session, reference))
+        if approval is None:
+            raise NotFound(f"Project {reference} has no approval yet.")
+        return lifecycle.signed_approval(approval).model_dump(mode="json")
+
+
+@router.post("/acceptances", status_code=201)
+async def node_acceptance(request: Request) -> dict:
+    """A node reports its operator's signed decision on an approval (the node's own list is authoritative)."""
+    node_id, public_key, body = await _authenticate(request)
+    try:
+        notice = AcceptanceNotice.model_validate_json(body)
+    except ValueError as exc:
+        raise BadRequest(f"Body is not a valid AcceptanceNotice: {exc}") from None
+    if notice.node_id != node_id or not verify(public_key, canonical_json(notice.signed_content()), notice.signature):
+        raise Unauthorized(f"Acceptance notice is not signed by node {node_id!r}.")
+    desk = request.app.state.desk
+    with desk.sessions() as session:
+        approval = session.get(Approval, notice.approval_id)
+        if approval is None:
+            raise NotFound(f"Approval {notice.approval_id} does not exist at this desk.")
+        if approval.sha256 != notice.approval_sha256:
+            raise Conflict(f"Node {node_id} decided on a different document than approval {approval.id}.")
+        row = session.scalar(select(Acceptance).where(Acceptance.approval_id == approval.id,
+                                                      Acceptance.node_id == node_id))
+        if row is None:
+            row = Acceptance(approval_id=approval.id, node_id=node_id, decision=notice.decision, signature="")
+            session.add(row)
+        row.decision, row.reason, row.signature = notice.decision, notice.reason, notice.signature
+        row.decided_at = utcnow()
+        session.commit()
+    desk.record(node_id, f"approval.{notice.decision}", notice.approval_id, {"reason": notice.reason})
     return {"ok": True}

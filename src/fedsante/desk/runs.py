@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from fedsante.data.heart import FEATURES
-from fedsante.desk.db import Node, Project, Run, TaskRecord, utcnow
-from fedsante.errors import BadRequest, FedsanteError, NotFound
+from fedsante.desk import projects as lifecycle
+from fedsante.desk.access import Principal
+from fedsante.desk.db import Node, Run, TaskRecord, utcnow
+from fedsante.errors import BadRequest, Conflict, FedsanteError, Forbidden, NotFound, field_problems
+from fedsante.federation.approval import ApprovalDocument, bounds_problem
 from fedsante.federation.broker import Broker
 from fedsante.federation.catalogue import get_algorithm
 from fedsante.federation.coordinator import RunOutcome, RunPlan, run_study
-from fedsante.federation.keys import canonical_json, sha256_hex, verify
+from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
 from fedsante.federation.params import LogRegParams
 
@@ -23,37 +28,68 @@ log = logging.getLogger("fedsante.desk")
 
 
 class RunService:
-    """Creates runs, drives each one in a background task, persists progress and outcome."""
+    """Starts runs of approved projects, drives each in a background task, records progress and outcome."""
 
-    def __init__(self, sessions: sessionmaker, broker: Broker, *, round_timeout: float) -> None:
-        self.sessions = sessions
-        self.broker = broker
-        self.round_timeout = round_timeout
-        self._tasks: dict[str, asyncio.Task] = {}
+    def __init__(self, desk) -> None:
+        self.desk = desk
+        self.sessions: sessionmaker = desk.sessions
+        self.broker: Broker = desk.broker
+        self.round_timeout = desk.settings.round_timeout_seconds
+        self._tasks: dict[str, tuple[asyncio.Task, int]] = {}
 
-    def start(self, project_id: int, nodes: list[str], algorithm_id: str, params: LogRegParams) -> Run:
-        algorithm = get_algorithm(algorithm_id)
-        if not nodes:
-            raise BadRequest("A run needs at least one node. Pass 'nodes': [\"node-id\", ...].")
-        if len(set(nodes)) != len(nodes):
-            raise BadRequest(f"Run nodes must be distinct; got {nodes}.")
+    def active(self, project_id: int) -> bool:
+        return any(pid == project_id for _, pid in self._tasks.values())
+
+    def start(self, reference: str, nodes: list[str] | None, overrides: dict, who: Principal) -> Run:
+        """Check the project's approval (status, expiry, scope, parameter bounds, code hash), then start."""
         with self.sessions() as session:
-            if session.get(Project, project_id) is None:
-                raise NotFound(f"Project {project_id} does not exist. Create it with POST /api/v1/projects.")
+            project = lifecycle.get_project(session, reference)
+            lifecycle.own(project, who)
+            if project.status not in ("approved", "running"):
+                raise Conflict(f"Project {reference} is {project.status}; only an approved project can run.")
+            approval = lifecycle.signed_approval(lifecycle.current_approval(session, project))
+            document = approval.document
+            if document.expires() <= datetime.now(UTC):
+                raise Conflict(f"Approval {document.approval_id} expired on {document.expires_at}; "
+                               "the project must be reviewed again.")
+            scope = document.scope()
+            nodes = list(scope) if nodes is None else nodes
+            if not nodes or len(set(nodes)) != len(nodes):
+                raise BadRequest(f"A run needs distinct nodes; got {nodes}.")
+            outside = [n for n in nodes if n not in scope]
+            if outside:
+                raise Forbidden(f"Node(s) {', '.join(outside)} are not in approval {document.approval_id} "
+                                f"(approved: {', '.join(scope)}).")
+            params = _params(document, overrides)
             known = set(session.scalars(select(Node.id).where(Node.id.in_(nodes))))
             unknown = [n for n in nodes if n not in known]
             if unknown:
-                raise NotFound(f"Node(s) {', '.join(unknown)} are not registered at this desk. Register with POST /api/v1/nodes.")
-            ref = algorithm.ref()
-            run = Run(id=uuid.uuid4().hex[:12], project_id=project_id, algorithm_id=ref.id,
-                      algorithm_version=ref.version, code_hash=ref.code_hash, params=params.model_dump(),
-                      nodes=list(nodes), rounds=params.rounds)
+                raise NotFound(f"Node(s) {', '.join(unknown)} are not registered at this desk.")
+            installed = get_algorithm(document.algorithm.id).ref()
+            if installed != document.algorithm:
+                raise Conflict(f"Approval {document.approval_id} names {document.algorithm.id} code hash "
+                               f"{document.algorithm.code_hash[:12]}..., the desk runs {installed.code_hash[:12]}...; "
+                               "the project needs a new approval for this version.")
+            run = Run(id=uuid.uuid4().hex[:12], project_id=project.id, approval_id=document.approval_id,
+                      started_by=who.name, algorithm_id=installed.id, algorithm_version=installed.version,
+                      code_hash=installed.code_hash, params=params.model_dump(), nodes=list(nodes),
+                      rounds=params.rounds)
             session.add(run)
+            if project.status == "approved":
+                lifecycle.move(self.desk, session, project, "running", who.name, f"run {run.id} started")
             session.commit()
-        plan = RunPlan(run_id=run.id, nodes=tuple(nodes), algorithm=ref, params=params,
-                       n_features=len(FEATURES), round_timeout=self.round_timeout)
-        self._tasks[run.id] = asyncio.get_running_loop().create_task(self._drive(plan))
+        self.desk.record(who.name, "run.started", run.id, {"project": reference, "approval_id": document.approval_id,
+                                                           "nodes": nodes, "params": params.model_dump()})
+        plan = RunPlan(run_id=run.id, nodes=tuple(nodes), algorithm=installed, params=params,
+                       n_features=len(FEATURES), round_timeout=self.round_timeout, project=reference,
+                       approval=approval, seal=self._seal)
+        self._tasks[run.id] = (asyncio.get_running_loop().create_task(self._drive(plan)), project.id)
         return run
+
+    def _seal(self, task: Task) -> Task:
+        info, key = self.desk.keyring.current()
+        task = task.model_copy(update={"desk_key_id": info.key_id})
+        return task.model_copy(update={"desk_signature": sign(key, canonical_json(task.signed_content()))})
 
     async def _drive(self, plan: RunPlan) -> None:
         try:
@@ -90,16 +126,31 @@ class RunService:
             run = session.get(Run, run_id)
             run.status, run.error, run.result, run.finished_at = status, error, result, utcnow()
             session.commit()
+        self.desk.record("desk", f"run.{status}", run_id, {"error": error} if error else {})
         log.info("run %s %s%s", run_id, status, f": {error}" if error else "")
 
     async def shutdown(self) -> None:
-        for task in list(self._tasks.values()):
+        tasks = [task for task, _ in self._tasks.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def verify_result(public_key: str, result: TaskResult) -> bool:
     return verify(public_key, canonical_json(result.signed_content()), result.signature)
+
+
+def _params(document: ApprovalDocument, overrides: dict) -> LogRegParams:
+    """The approved parameters with the run's changes, validated and checked against the bounds."""
+    try:
+        params = LogRegParams.model_validate({**document.parameters, **overrides})
+    except ValidationError as exc:
+        errors = field_problems(exc, prefix="params.")
+        raise BadRequest("Invalid run parameters: " + "; ".join(errors), errors=errors) from None
+    problem = bounds_problem(document, params.model_dump())
+    if problem:
+        raise Forbidden(f"Run refused: {problem}.")
+    return params
 
 
 def _serialise(outcome: RunOutcome) -> dict:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from fedsante.desk.access import Role
 
 
 class _In(BaseModel):
@@ -17,6 +19,13 @@ class OrganisationIn(_In):
     kind: Literal["hospital", "desk", "research", "company", "other"] = "hospital"
 
 
+class AccountIn(_In):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,119}$", description="Unique login name.")
+    organisation: str = Field(min_length=1, description="Name of a registered organisation.")
+    role: Role
+    end_date: date = Field(description="Mandatory last day of validity (at most 3 years ahead).")
+
+
 class NodeIn(_In):
     node_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     organisation: str = Field(min_length=1, description="Name of a registered organisation.")
@@ -25,21 +34,17 @@ class NodeIn(_In):
     territory: str = ""
 
 
-class ProjectIn(_In):
-    title: str = Field(min_length=3, max_length=300)
-    organisation: str = Field(min_length=1)
-
-
 class RunIn(_In):
-    project_id: int
-    nodes: list[str] = Field(min_length=1)
-    algorithm: str = "logreg"
-    params: dict[str, Any] = {}
+    project: str = Field(min_length=1, description="Reference of an approved project, e.g. RAIH-2026-0001.")
+    nodes: list[str] | None = Field(None, description="Nodes to run on; default: every node of the approval.")
+    params: dict[str, Any] = Field({}, description="Changes to the approved parameters, within their bounds.")
 
 
 class RunOut(BaseModel):
     id: str
     project_id: int
+    approval_id: str | None
+    started_by: str
     status: str
     algorithm_id: str
     algorithm_version: str

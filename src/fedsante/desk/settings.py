@@ -17,6 +17,14 @@ class DeskSettings(BaseModel):
     long_poll_max_seconds: float = Field(30.0, gt=0, le=120, description="Longest wait of one node long-poll.")
     round_timeout_seconds: float = Field(30.0, gt=0, le=3600, description="How long a stage waits for every node's reply.")
     node_grace_seconds: float = Field(2.0, gt=0, le=60, description="A node counts as connected this long after its last poll.")
+    organisation: str = Field("Guichet IA régional", min_length=1, max_length=200,
+                              description="Name of the desk's own organisation (owner of the bootstrap admin).")
+    audit_retention_days: int = Field(365, ge=180, le=3 * 366,
+                                      description="Days the desk keeps audit entries (default 1 year; CNIL: 6 months to 3 years).")
+
+    @property
+    def audit_path(self) -> Path:
+        return self.data_dir / "audit.jsonl"
 
     @property
     def effective_database_url(self) -> str:

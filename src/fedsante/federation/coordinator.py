@@ -16,7 +16,8 @@ import numpy as np
 
 from fedsante.errors import RunFailed
 from fedsante.federation.broker import Broker
-from fedsante.federation.messages import AlgorithmRef, Task, TaskResult, pack, unpack
+from fedsante.federation.approval import AlgorithmRef, SignedApproval
+from fedsante.federation.messages import Task, TaskResult, pack, unpack
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
@@ -34,6 +35,9 @@ class RunPlan:
     params: LogRegParams
     n_features: int
     round_timeout: float = 30.0
+    project: str = ""
+    approval: SignedApproval | None = None
+    seal: Callable[[Task], Task] | None = None  # the desk signs every task it sends
 
 
 @dataclass
@@ -102,11 +106,12 @@ async def _stage(
     arrays: dict[str, np.ndarray], expected: Shapes, on_event: OnEvent,
 ) -> dict[str, Reply]:
     """Send one task to every node, wait for all replies, validate them."""
+    seal = plan.seal or (lambda task: task)
     tasks = {
-        node: Task(
-            task_id=uuid.uuid4().hex, run_id=plan.run_id, round=round_number, kind=kind,
-            algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=pack(arrays),
-        )
+        node: seal(Task(
+            task_id=uuid.uuid4().hex, run_id=plan.run_id, project=plan.project, round=round_number, kind=kind,
+            algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=pack(arrays), approval=plan.approval,
+        ))
         for node in plan.nodes
     }
     futures = {node: broker.submit(node, task) for node, task in tasks.items()}

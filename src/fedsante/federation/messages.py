@@ -12,6 +12,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from fedsante.federation.approval import AlgorithmRef, SignedApproval
+
+__all__ = ["AlgorithmRef", "ArrayPayload", "Task", "TaskResult", "pack", "unpack"]
 PROTOCOL_VERSION = 1
 TaskKind = Literal["moments", "fit", "evaluate"]
 Scalar = float | int | str | bool
@@ -48,23 +51,24 @@ def unpack(arrays: dict[str, ArrayPayload]) -> dict[str, np.ndarray]:
     return {k: v.to_numpy() for k, v in arrays.items()}
 
 
-class AlgorithmRef(_Message):
-    id: str
-    version: str
-    code_hash: str
-
-
 class Task(_Message):
-    """What the desk asks one node to compute."""
+    """What the desk asks one node to compute, under which approval, signed by the desk."""
 
     protocol: Literal[1] = PROTOCOL_VERSION
     task_id: str
     run_id: str
+    project: str = ""
     round: int = Field(ge=0)
     kind: TaskKind
     algorithm: AlgorithmRef
     params: dict[str, Scalar] = {}
     arrays: dict[str, ArrayPayload] = {}
+    approval: SignedApproval | None = None
+    desk_key_id: str = ""
+    desk_signature: str = ""
+
+    def signed_content(self) -> dict:
+        return self.model_dump(mode="json", exclude={"desk_signature"})
 
 
 class TaskResult(_Message):
@@ -78,6 +82,8 @@ class TaskResult(_Message):
     error: str | None = None
     arrays: dict[str, ArrayPayload] = {}
     metrics: dict[str, float | None] = {}
+    audit_seq: int | None = None
+    audit_head: str = ""
     signature: str = ""
 
     def signed_content(self) -> dict:

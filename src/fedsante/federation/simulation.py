@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedsante import lifecycle
 from fedsante.data.heart import HospitalTable
 from fedsante.desk.app import create_app
 from fedsante.desk.client import DeskClient
 from fedsante.desk.settings import DeskSettings
-from fedsante.federation.keys import public_key_b64
+from fedsante.federation.keys import load_key
+from fedsante.node import operator
 from fedsante.node.agent import NodeAgent
+from fedsante.node.config import NodeConfig
+from fedsante.node.operator import init_node
 
 BASE_URL = "http://desk.invalid"
 
@@ -26,25 +31,49 @@ BASE_URL = "http://desk.invalid"
 async def simulate_study(
     tables: dict[str, HospitalTable], params: dict, *,
     on_progress: Callable[[dict], None] | None = None, round_timeout: float = 30.0,
+    work_dir: Path | None = None,
 ) -> dict:
-    """Register one node per table at an in-memory desk, run the study, return the run record."""
+    """Approve a project over one node per table at an in-memory desk, run it, return the run record.
+
+    The project goes through the same governance as in a deployment (accounts, charter checks, two
+    reviews, signed approval, acceptance at every node); keys, policies and audit chains are written
+    under ``work_dir`` (a temporary folder by default).
+    """
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsante-sim-")))
+        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir))
+
+
+async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress, round_timeout: float,
+                    work_dir: Path) -> dict:
     token = secrets.token_urlsafe(16)
-    settings = DeskSettings(database_url="sqlite://", round_timeout_seconds=round_timeout)
+    settings = DeskSettings(data_dir=work_dir / "desk", database_url="sqlite://", round_timeout_seconds=round_timeout)
     app = create_app(settings, admin_token=token)
     transport = httpx.ASGITransport(app=app)
-    agents, loops = [], []
+    agents, loops, cast = [], [], None
     async with DeskClient(BASE_URL, token, transport=transport) as desk:
-        await desk.create_organisation("Simulation", kind="other")
-        for node_id, table in tables.items():
-            key = Ed25519PrivateKey.generate()
-            await desk.register_node(node_id, "Simulation", public_key_b64(key))
-            client = httpx.AsyncClient(base_url=BASE_URL, transport=transport)
-            agents.append(NodeAgent(node_id=node_id, table=table, key=key, client=client, poll_seconds=5))
-        loops = [asyncio.create_task(agent.run_forever()) for agent in agents]
         try:
+            await desk.create_organisation("Simulation", kind="hospital")
+            configs = []
+            for node_id, table in tables.items():
+                cfg = NodeConfig(node_id=node_id, desk_url=BASE_URL, data_dir=work_dir / "nodes" / node_id,
+                                 dataset=node_id)
+                public_key = init_node(cfg)
+                await desk.register_node(node_id, "Simulation", public_key)
+                await lifecycle.prepare_node(cfg, await desk.keys())
+                client = httpx.AsyncClient(base_url=BASE_URL, transport=transport)
+                agents.append(NodeAgent(node_id=node_id, table=table, key=load_key(cfg.key_path), client=client,
+                                        guard=operator.guard(cfg), poll_seconds=5))
+                configs.append(cfg)
+            spec = lifecycle.example_spec(list(tables)).model_copy(update={"parameters": params,
+                                                                          "parameter_bounds": {}})
+            cast = await lifecycle.create_cast(desk)
+            project = await lifecycle.submit_and_approve(cast, spec)
+            await lifecycle.accept_everywhere(configs, project["reference"], transport=transport)
+            loops = [asyncio.create_task(agent.run_forever()) for agent in agents]
             await desk.wait_for_nodes(list(tables), timeout=10)
-            project = await desk.create_project("In-process simulation", "Simulation")
-            run = await desk.start_run(project["id"], list(tables), params)
+            run = await cast.holder.start_run(project["reference"], list(tables))
             return await desk.wait_run(run["id"], on_progress=on_progress, interval=0.01)
         finally:
             for loop in loops:
@@ -54,4 +83,6 @@ async def simulate_study(
                     await loop
             for agent in agents:
                 await agent.client.aclose()
+            if cast is not None:
+                await cast.close()
             await app.state.desk.runs.shutdown()

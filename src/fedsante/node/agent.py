@@ -1,56 +1,98 @@
-"""The hospital agent: long-polls the desk (outbound only), runs catalogue tasks, posts signed results."""
+"""The hospital agent: long-polls the desk (outbound only), checks each task, runs it, posts signed results."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedsante.audit import AuditLog
 from fedsante.data.heart import HospitalTable
-from fedsante.errors import FedsanteError
+from fedsante.errors import ConfigError, FedsanteError
+from fedsante.federation.approval import AlgorithmRef
 from fedsante.federation.auth import sign_request
 from fedsante.federation.catalogue import CATALOGUE
-from fedsante.federation.keys import canonical_json, sign
+from fedsante.federation.keys import canonical_json, sha256_hex, sign
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
 from fedsante.node.executor import execute
+from fedsante.node.guard import approval_problems, task_problem
+from fedsante.node.policy import Acceptances, NodePolicy, load_policy
 
 log = logging.getLogger("fedsante.node")
 TASKS_PATH = "/api/v1/node/tasks/next"
 RESULTS_PATH = "/api/v1/node/results"
 
 
-def check_algorithm(task: Task) -> str | None:
-    """Why this node must refuse the task's algorithm, or None if its installed code matches."""
-    algorithm = CATALOGUE.get(task.algorithm.id)
-    if algorithm is None:
-        return f"algorithm {task.algorithm.id!r} is not installed at this node (installed: {', '.join(sorted(CATALOGUE))})"
-    installed = algorithm.ref()
-    if task.algorithm.version != installed.version:
-        return f"algorithm {task.algorithm.id!r} version {task.algorithm.version} differs from the installed {installed.version}"
-    if task.algorithm.code_hash != installed.code_hash:
-        return (f"algorithm {task.algorithm.id!r} code hash {task.algorithm.code_hash[:12]}... differs from "
-                f"the installed code's {installed.code_hash[:12]}...")
-    return None
+def installed_algorithms() -> dict[str, AlgorithmRef]:
+    """The catalogue as installed at this hospital: id -> (id, version, code hash)."""
+    return {algorithm_id: algorithm.ref() for algorithm_id, algorithm in CATALOGUE.items()}
+
+
+@dataclass
+class NodeGuard:
+    """The node's local state that decides whether a task may run: policy, acceptances, audit chain."""
+
+    node_id: str
+    dataset: str
+    policy_path: Path
+    acceptances: Acceptances
+    audit: AuditLog
+    seen: set[str] = field(default_factory=set)
+
+    def refusal(self, task: Task, now: datetime | None = None) -> str | None:
+        """Why ``task`` must not run here (policy and acceptances are re-read, so edits apply at once)."""
+        if task.task_id in self.seen:
+            return f"task {task.task_id} was already received once (a replayed task is never run twice)"
+        self.seen.add(task.task_id)
+        try:
+            policy = load_policy(self.policy_path)
+            acceptances = self.acceptances.all()
+        except ConfigError as exc:
+            return exc.message
+        if task.approval and task.approval.document.approval_id not in acceptances:
+            acceptances = self._auto_accept(task, policy, now or datetime.now(UTC)) or acceptances
+        return task_problem(task, node_id=self.node_id, dataset=self.dataset, policy=policy,
+                            acceptances=acceptances, installed=installed_algorithms(),
+                            now=now or datetime.now(UTC))
+
+
+    def _auto_accept(self, task: Task, policy: NodePolicy, now: datetime) -> dict | None:
+        """Accept an approval by policy when it lies within the operator's auto-accept limits."""
+        rule, doc = policy.auto_accept, task.approval.document
+        if not (rule.enabled and doc.algorithm.id in rule.algorithms and doc.purpose_category in rule.purposes
+                and doc.epsilon is not None and doc.epsilon <= rule.max_epsilon):
+            return None
+        if approval_problems(task.approval, node_id=self.node_id, dataset=self.dataset, policy=policy,
+                             installed=installed_algorithms(), now=now):
+            return None  # the task check will name the problems
+        entry = self.acceptances.decide(task.approval, "accepted", "policy:auto_accept", "within auto-accept limits")
+        self.audit.append("policy:auto_accept", "approval.accepted", doc.approval_id,
+                          {"project": doc.project_reference, "sha256": entry["sha256"], "reason": entry["reason"]})
+        return self.acceptances.all()
 
 
 class NodeAgent:
     """One node's loop. ``client`` is an ``httpx.AsyncClient`` whose base URL is the desk."""
 
     def __init__(self, *, node_id: str, table: HospitalTable, key: Ed25519PrivateKey,
-                 client: httpx.AsyncClient, poll_seconds: float = 10.0) -> None:
+                 client: httpx.AsyncClient, guard: NodeGuard, poll_seconds: float = 10.0) -> None:
         self.node_id = node_id
         self.table = table
         self.key = key
         self.client = client
+        self.guard = guard
         self.poll_seconds = poll_seconds
 
     def handle(self, task: Task) -> TaskResult:
-        """Compute a task locally and return the signed result (a refusal is a result too)."""
-        refusal = check_algorithm(task)
-        arrays, metrics, error = {}, {}, refusal
-        if refusal is None:
+        """Check the task, compute it locally, log it in the node's chain, return the signed result."""
+        error = self.guard.refusal(task)
+        arrays, metrics = {}, {}
+        if error is None:
             try:
                 out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
                                        node_id=self.node_id, round_number=task.round)
@@ -59,8 +101,15 @@ class NodeAgent:
                 error = str(exc)
         result = TaskResult(task_id=task.task_id, run_id=task.run_id, node_id=self.node_id,
                             ok=error is None, error=error, arrays=arrays, metrics=metrics)
+        details = {"task_id": task.task_id, "project": task.project, "kind": task.kind, "round": task.round,
+                   "approval_id": task.approval.document.approval_id if task.approval else None,
+                   "result_sha256": sha256_hex(canonical_json(result.signed_content()))}
         if error:
             log.warning("node %s refused task %s (%s): %s", self.node_id, task.task_id, task.kind, error)
+            entry = self.guard.audit.append(self.node_id, "task.refused", task.run_id, {**details, "reason": error})
+        else:
+            entry = self.guard.audit.append(self.node_id, "task.executed", task.run_id, details)
+        result = result.model_copy(update={"audit_seq": entry.seq, "audit_head": entry.hash})
         signature = sign(self.key, canonical_json(result.signed_content()))
         return result.model_copy(update={"signature": signature})
 
@@ -71,12 +120,12 @@ class NodeAgent:
         response = await self.client.get(path, headers=headers, timeout=self.poll_seconds + 10)
         if response.status_code == 204:
             return False
-        _raise_for_status(response)
+        raise_for_status(response)
         result = self.handle(Task.model_validate_json(response.content))
         body = result.model_dump_json().encode()
         headers = sign_request(self.key, self.node_id, "POST", RESULTS_PATH, body)
         headers["content-type"] = "application/json"
-        _raise_for_status(await self.client.post(RESULTS_PATH, content=body, headers=headers))
+        raise_for_status(await self.client.post(RESULTS_PATH, content=body, headers=headers))
         return True
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
@@ -101,7 +150,7 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+def raise_for_status(response: httpx.Response) -> None:
     if response.status_code >= 400:
         try:
             message = response.json().get("error", response.text)

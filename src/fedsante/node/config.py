@@ -25,6 +25,7 @@ class NodeConfig(BaseModel):
     hospital_name: str = Field("", description="Display name of the hospital.")
     territory: str = Field("", description="Département or region of the hospital (node metadata).")
     poll_seconds: float = Field(10.0, gt=0, le=60, description="How long one long-poll waits for a task.")
+    audit_retention_days: int = Field(365, ge=180, le=3 * 366, description="Days the node keeps audit entries.")
 
     @model_validator(mode="after")
     def _one_dataset(self) -> NodeConfig:
@@ -35,6 +36,23 @@ class NodeConfig(BaseModel):
     @property
     def key_path(self) -> Path:
         return self.data_dir / "node_key.pem"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.data_dir / "policy.toml"
+
+    @property
+    def acceptances_path(self) -> Path:
+        return self.data_dir / "acceptances.json"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.data_dir / "audit.jsonl"
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's name in approvals: the bundled hospital, or the CSV file's stem."""
+        return self.dataset or (self.dataset_path.stem if self.dataset_path else "")
 
     def load_table(self) -> HospitalTable:
         if self.dataset_path is not None:

@@ -1,0 +1,276 @@
+"""`fedsante node ...`: what a hospital data officer runs at the node."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, ConfigOpt, DeskUrl, TokenFile, console, friendly,
+                                 rows_table, setup_logging, with_desk)
+from fedsante.errors import ConfigError, field_problems
+
+node_app = typer.Typer(help="Run and manage a hospital node (hospital data officer).", no_args_is_help=True)
+policy_app = typer.Typer(help="Show and change this hospital's policy (trusted desk keys, k_min, epsilon caps).",
+                         no_args_is_help=True)
+node_app.add_typer(policy_app, name="policy")
+Operator = Annotated[str, typer.Option(help="Who decides (recorded in the node's audit chain).")]
+
+
+@node_app.command("init")
+@friendly
+def node_init(
+    config: ConfigOpt,
+    node_id: Annotated[str, typer.Option(help="Identifier of the node at the desk (lowercase, digits, '-').")],
+    desk_url: DeskUrl = DEFAULT_DESK,
+    dataset: Annotated[str | None, typer.Option(help="Bundled hospital: cleveland, hungarian, switzerland, va.")] = None,
+    dataset_path: Annotated[Path | None, typer.Option(help="Or a CSV file with a header (docs/data.md).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Folder for key, policy, audit (default: <node-id>-data).")] = None,
+    hospital_name: str = "",
+    territory: str = "",
+) -> None:
+    """Write a node config, its Ed25519 key and a default policy; print the public key to register."""
+    from pydantic import ValidationError
+
+    from fedsante.node.config import NodeConfig
+    from fedsante.node.operator import init_node
+
+    try:
+        cfg = NodeConfig(node_id=node_id, desk_url=desk_url, dataset=dataset,
+                         dataset_path=dataset_path.resolve() if dataset_path else None,
+                         data_dir=(data_dir or Path(f"{node_id}-data")).resolve(),
+                         hospital_name=hospital_name, territory=territory)
+    except ValidationError as exc:
+        raise ConfigError("Invalid node settings: " + "; ".join(field_problems(exc))) from None
+    public_key = init_node(cfg, config)
+    console.print(f"Wrote {config}; key in {cfg.key_path}; policy in {cfg.policy_path}.\n"
+                  f"Public key (register it at the desk): {public_key}\n"
+                  "Next: trust the desk's key with 'fedsante node policy trust --config ... --from-desk'.")
+
+
+@node_app.command("check")
+@friendly
+def node_check(config: ConfigOpt) -> None:
+    """Validate the node config, its dataset and its policy; print row counts (nothing is sent)."""
+    from fedsante.node.config import load_config
+    from fedsante.node.policy import load_policy
+
+    cfg = load_config(config)
+    table = cfg.load_table()
+    train, test = (len(table.part(s)[1]) for s in ("train", "test"))
+    console.print(f"{cfg.node_id}: {table.source}: {train} training rows, {test} test rows, "
+                  f"{table.dropped_rows} rows dropped (missing values or excluded by the split).")
+    policy = load_policy(cfg.policy_path)
+    console.print(f"policy {cfg.policy_path}: k_min >= {policy.k_min_floor}, "
+                  f"{len(policy.trusted_desk_keys)} trusted desk key(s).")
+
+
+@node_app.command("register")
+@friendly
+def node_register(
+    config: ConfigOpt,
+    organisation: Annotated[str, typer.Option(help="Organisation of the hospital (created if absent, admin only).")],
+    desk_url: DeskUrl = DEFAULT_DESK,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Register the node's public key at the desk (admin, or operator of that organisation)."""
+    from fedsante.federation.keys import load_key, public_key_b64
+    from fedsante.node.config import load_config
+
+    cfg = load_config(config)
+    public_key = public_key_b64(load_key(cfg.key_path))
+
+    async def register(desk) -> None:
+        if organisation not in {o["name"] for o in await desk.organisations()}:
+            await desk.create_organisation(organisation)
+        await desk.register_node(cfg.node_id, organisation, public_key,
+                                 hospital_name=cfg.hospital_name, territory=cfg.territory)
+
+    with_desk(cfg.desk_url if desk_url == DEFAULT_DESK else desk_url, token_file, register)
+    console.print(f"Registered node {cfg.node_id} at {cfg.desk_url}.")
+
+
+@node_app.command("serve")
+@friendly
+def node_serve(config: ConfigOpt) -> None:
+    """Connect to the desk (outbound only) and run the approved tasks it sends, until stopped."""
+    import httpx
+
+    from fedsante.federation.keys import load_key
+    from fedsante.node import operator
+    from fedsante.node.agent import NodeAgent
+    from fedsante.node.config import load_config
+
+    setup_logging()
+    cfg = load_config(config)
+    table = cfg.load_table()
+    key = load_key(cfg.key_path)
+    guard = operator.guard(cfg)
+    guard.audit.prune(cfg.audit_retention_days)
+
+    async def serve() -> None:
+        async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
+            agent = NodeAgent(node_id=cfg.node_id, table=table, key=key, client=client, guard=guard,
+                              poll_seconds=cfg.poll_seconds)
+            logging.getLogger("fedsante.node").info("node %s: %d rows loaded; polling %s", cfg.node_id,
+                                                    len(table.y), cfg.desk_url)
+            await agent.run_forever()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+def _decide(config: Path, reference: str, decision: str, operator_name: str, reason: str) -> None:
+    from fedsante.node import operator
+    from fedsante.node.config import load_config
+
+    cfg = load_config(config)
+    signed, entry = asyncio.run(operator.decide(cfg, reference, decision, operator=operator_name, reason=reason))
+    doc = signed.document
+    console.print(f"{decision.capitalize()} approval {doc.approval_id} ({doc.title}) at {cfg.node_id}; "
+                  f"document sha256 {entry['sha256'][:16]}...; recorded in {cfg.acceptances_path} and "
+                  f"{cfg.audit_path}, and reported to the desk.")
+
+
+@node_app.command("accept")
+@friendly
+def node_accept(reference: str, config: ConfigOpt, operator: Operator = "operator", reason: str = "") -> None:
+    """Verify a project's signed approval against this node's policy and accept it."""
+    _decide(config, reference, "accepted", operator, reason or "within local policy")
+
+
+@node_app.command("decline")
+@friendly
+def node_decline(reference: str, config: ConfigOpt,
+                 reason: Annotated[str, typer.Option(help="Why (shown to the desk and the applicant).")],
+                 operator: Operator = "operator") -> None:
+    """Decline a project: this node will refuse every task of it."""
+    _decide(config, reference, "declined", operator, reason)
+
+
+@node_app.command("acceptances")
+@friendly
+def node_acceptances(config: ConfigOpt) -> None:
+    """List the approvals this node accepted or declined."""
+    from fedsante.node.config import load_config
+    from fedsante.node.policy import Acceptances
+
+    cfg = load_config(config)
+    rows = [{"approval": k, **v} for k, v in Acceptances(cfg.acceptances_path).all().items()]
+    console.print(rows_table(f"Decisions of {cfg.node_id}", rows,
+                             ["approval", "project", "decision", "decided_at", "operator", "reason"]))
+
+
+@policy_app.command("show")
+@friendly
+def policy_show(config: ConfigOpt) -> None:
+    """Print this node's policy file."""
+    from fedsante.node.config import load_config
+    from fedsante.node.policy import dump_policy, load_policy
+
+    cfg = load_config(config)
+    console.print(f"# {cfg.policy_path}\n" + dump_policy(load_policy(cfg.policy_path)), highlight=False)
+
+
+@policy_app.command("init")
+@friendly
+def policy_init(config: ConfigOpt) -> None:
+    """Write the default policy (k_min 11, epsilon cap 10 for this node's dataset, no trusted desk)."""
+    from fedsante.node.config import load_config
+    from fedsante.node.operator import init_policy
+
+    cfg = load_config(config)
+    init_policy(cfg)
+    console.print(f"Wrote {cfg.policy_path}.")
+
+
+@policy_app.command("trust")
+@friendly
+def policy_trust(
+    config: ConfigOpt,
+    public_key: Annotated[str | None, typer.Option(help="Desk public key (base64), checked out of band.")] = None,
+    from_desk: Annotated[bool, typer.Option(help="Fetch the desk's current key from its /api/v1/keys.")] = False,
+    label: str = "regional AI desk",
+) -> None:
+    """Trust a desk signing key (approvals and tasks signed with it will be accepted)."""
+    from fedsante.node.config import load_config
+    from fedsante.node.operator import update_policy
+
+    cfg = load_config(config)
+    if from_desk == (public_key is not None):
+        raise ConfigError("Pass exactly one of --public-key or --from-desk.")
+    if from_desk:
+        keys = _desk_keys(cfg.desk_url)
+        public_key = next(k["public_key"] for k in keys if k["retired_at"] is None)
+    policy = update_policy(cfg, "trust", public_key=public_key, label=label)
+    trusted = policy.trusted_desk_keys[-1]
+    console.print(f"Trusting desk key {trusted.key_id} ({label}). Compare this id with the one the desk "
+                  "publishes before accepting any project.")
+
+
+def _desk_keys(desk_url: str) -> list[dict]:
+    from fedsante.desk.client import DeskClient
+
+    async def keys() -> list[dict]:
+        async with DeskClient(desk_url) as desk:
+            return await desk.keys()
+
+    return asyncio.run(keys())
+
+
+@policy_app.command("untrust")
+@friendly
+def policy_untrust(config: ConfigOpt, key_id: Annotated[str, typer.Option(help="Key id to remove.")]) -> None:
+    """Stop trusting a desk key."""
+    from fedsante.node.config import load_config
+    from fedsante.node.operator import update_policy
+
+    update_policy(load_config(config), "untrust", key_id=key_id)
+    console.print(f"No longer trusting desk key {key_id}.")
+
+
+@policy_app.command("set-cap")
+@friendly
+def policy_set_cap(config: ConfigOpt, epsilon_cap: Annotated[float, typer.Option(help="Largest epsilon.")],
+                   dataset: Annotated[str | None, typer.Option(help="Dataset (default: this node's).")] = None) -> None:
+    """Set the largest privacy budget (epsilon) an approval may spend on a dataset."""
+    from fedsante.node.config import load_config
+    from fedsante.node.operator import update_policy
+
+    cfg = load_config(config)
+    update_policy(cfg, "set-cap", dataset=dataset or cfg.dataset_name, epsilon_cap=epsilon_cap)
+    console.print(f"epsilon cap of {dataset or cfg.dataset_name}: {epsilon_cap:g}.")
+
+
+@policy_app.command("k-min")
+@friendly
+def policy_k_min(config: ConfigOpt, value: Annotated[int, typer.Argument(help="New floor (>= 11).")]) -> None:
+    """Raise this node's minimum cell size (it can never go below 11)."""
+    from fedsante.node.config import load_config
+    from fedsante.node.operator import update_policy
+
+    update_policy(load_config(config), "k-min", k_min_floor=value)
+    console.print(f"k_min floor: {value}.")
+
+
+@policy_app.command("auto-accept")
+@friendly
+def policy_auto_accept(
+    config: ConfigOpt,
+    enabled: Annotated[bool, typer.Option("--on/--off", help="Accept automatically within the limits.")],
+    algorithm: Annotated[list[str], typer.Option(help="Algorithm id (repeatable).")] = [],  # noqa: B006
+    purpose: Annotated[list[str], typer.Option(help="Purpose category (repeatable).")] = [],  # noqa: B006
+    max_epsilon: Annotated[float, typer.Option(help="Largest epsilon accepted automatically.")] = 1.0,
+) -> None:
+    """Accept automatically the approvals that lie within local limits (off by default)."""
+    from fedsante.node.config import load_config
+    from fedsante.node.operator import update_policy
+
+    update_policy(load_config(config), "auto-accept", enabled=enabled, algorithms=algorithm, purposes=purpose,
+                  max_epsilon=max_epsilon)
+    console.print(f"auto-accept {'on' if enabled else 'off'}.")

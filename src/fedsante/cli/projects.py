@@ -1,0 +1,205 @@
+"""`fedsante project ...`, `fedsante review ...` and `fedsante run ...`: holders and reviewers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, TokenFile, console, friendly,
+                                 parse_params, rows_table, with_desk)
+
+project_app = typer.Typer(help="Submit and follow projects (project holder).", no_args_is_help=True)
+review_app = typer.Typer(help="Review projects against the charter (desk reviewer).", no_args_is_help=True)
+run_app = typer.Typer(help="Start and follow federated runs of approved projects.", no_args_is_help=True)
+Reference = Annotated[str, typer.Argument(help="Project reference, e.g. RAIH-2026-0001.")]
+Comment = Annotated[str, typer.Option("--comment", "-m", help="Your comment (kept and published).")]
+
+
+@project_app.command("template")
+def project_template() -> None:
+    """Print a complete example project file (TOML) to start from."""
+    from fedsante.lifecycle import EXAMPLE_PROJECT
+
+    print(EXAMPLE_PROJECT.read_text(encoding="utf-8"), end="")
+
+
+@project_app.command("submit")
+@friendly
+def project_submit(
+    file: Annotated[Path, typer.Argument(help="Project file (TOML or JSON), see 'fedsante project template'.")],
+    update: Annotated[str | None, typer.Option(help="Reference of your existing draft to update instead.")] = None,
+    draft: Annotated[bool, typer.Option(help="Save as a draft without submitting.")] = False,
+    desk_url: DeskUrl = DEFAULT_DESK,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Create (or update) a project from a file and submit it for review."""
+    from fedsante.desk.registry import load_project_file
+
+    spec = load_project_file(file).model_dump(mode="json")
+
+    async def go(desk) -> dict:
+        project = await (desk.update_project(update, spec) if update else desk.create_project(spec))
+        if draft:
+            return project
+        return await desk.transition(project["reference"], "submit")
+
+    project = with_desk(desk_url, token_file, go)
+    console.print(f"Project {project['reference']} (version {project['version']}): {project['status']}.")
+
+
+@project_app.command("list")
+@friendly
+def project_list(status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+                 desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """List projects with their status."""
+    rows = with_desk(desk_url, token_file, lambda desk: desk.projects(status))
+    console.print(rows_table("Projects", rows, ["reference", "title", "status", "version", "organisation",
+                                                "approval_id"]))
+
+
+@project_app.command("show")
+@friendly
+def project_show(reference: Reference, desk_url: DeskUrl = DEFAULT_DESK,
+                 token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Show a project: status, charter checks, reviews, history, approval, acceptances."""
+
+    async def go(desk) -> dict:
+        parts = {"project": await desk.project(reference)}
+        for part in ("checks", "reviews", "history", "acceptances"):
+            parts[part] = await desk.project(reference, part)
+        return parts
+
+    parts = with_desk(desk_url, token_file, go)
+    project = parts["project"]
+    console.print(f"[bold]{project['reference']}[/] {project['title']}\nstatus: {project['status']}, version "
+                  f"{project['version']}, organisation {project['organisation']}, approval "
+                  f"{project['approval_id'] or '-'}")
+    checks = [{**c, "ok": "pass" if c["ok"] else "FAIL"} for c in parts["checks"]["checks"]]
+    console.print(rows_table("Charter checks", checks, ["principle", "id", "ok", "message_en"]))
+    console.print(rows_table("Reviews", parts["reviews"], ["created_at", "reviewer", "version", "decision", "comment"]))
+    console.print(rows_table("History", parts["history"], ["time", "actor", "from", "to", "reason"]))
+    console.print(rows_table("Hospital decisions", parts["acceptances"], ["node_id", "decision", "decided_at", "reason"]))
+
+
+def _transition(reference: str, action: str, reason: str, desk_url: str, token_file: Path) -> None:
+    project = with_desk(desk_url, token_file, lambda desk: desk.transition(reference, action, reason))
+    console.print(f"Project {project['reference']}: {project['status']}.")
+
+
+@project_app.command("complete")
+@friendly
+def project_complete(reference: Reference, reason: str = "", desk_url: DeskUrl = DEFAULT_DESK,
+                     token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Declare processing complete (project holder)."""
+    _transition(reference, "complete", reason, desk_url, token_file)
+
+
+@project_app.command("release")
+@friendly
+def project_release(reference: Reference, reason: str = "", desk_url: DeskUrl = DEFAULT_DESK,
+                    token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Release a completed project's results (desk reviewer)."""
+    _transition(reference, "release", reason, desk_url, token_file)
+
+
+@project_app.command("archive")
+@friendly
+def project_archive(reference: Reference, reason: str = "", desk_url: DeskUrl = DEFAULT_DESK,
+                    token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Archive a project (desk admin)."""
+    _transition(reference, "archive", reason, desk_url, token_file)
+
+
+def _review(reference: str, decision: str, comment: str, answers: list[str], desk_url: str, token_file: Path) -> None:
+    parsed = parse_params(answers)
+    project = with_desk(desk_url, token_file, lambda desk: desk.review(reference, decision, comment, parsed))
+    console.print(f"Recorded your '{decision}' on {reference}; the project is now {project['status']}"
+                  + (f" (approval {project['approval_id']})." if project["status"] == "approved" else "."))
+
+
+Answer = Annotated[list[str], typer.Option("--answer", help="Charter question answer id=text (repeatable).")]
+
+
+@review_app.command("approve")
+@friendly
+def review_approve(reference: Reference, comment: Comment = "", answer: Answer = [],  # noqa: B006
+                   desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Approve; with enough approving reviewers the desk signs the approval."""
+    _review(reference, "approve", comment, answer, desk_url, token_file)
+
+
+@review_app.command("request-changes")
+@friendly
+def review_request_changes(reference: Reference, comment: Comment, answer: Answer = [],  # noqa: B006
+                           desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Send the project back to its holder with what to change."""
+    _review(reference, "changes_requested", comment, answer, desk_url, token_file)
+
+
+@review_app.command("reject")
+@friendly
+def review_reject(reference: Reference, comment: Comment, answer: Answer = [],  # noqa: B006
+                  desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Reject the project (final)."""
+    _review(reference, "reject", comment, answer, desk_url, token_file)
+
+
+@review_app.command("comment")
+@friendly
+def review_comment(reference: Reference, comment: Comment, answer: Answer = [],  # noqa: B006
+                   desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Comment without deciding (starts the review)."""
+    _review(reference, "comment", comment, answer, desk_url, token_file)
+
+
+@review_app.command("queue")
+@friendly
+def review_queue(desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Projects waiting for a review."""
+
+    async def go(desk) -> list[dict]:
+        return [*await desk.projects("submitted"), *await desk.projects("in_review")]
+
+    console.print(rows_table("Waiting for review", with_desk(desk_url, token_file, go),
+                             ["reference", "title", "status", "version", "organisation"]))
+
+
+@run_app.command("start")
+@friendly
+def run_start(
+    project: Annotated[str, typer.Option(help="Reference of the approved project.")],
+    nodes: Annotated[str | None, typer.Option(help="Comma-separated node ids (default: the approval's).")] = None,
+    param: Annotated[list[str], typer.Option(help="Parameter change name=value, within bounds.")] = [],  # noqa: B006
+    desk_url: DeskUrl = DEFAULT_DESK,
+    token_file: TokenFile = DEFAULT_TOKEN_FILE,
+) -> None:
+    """Start a federated run of an approved project and follow it to the end (project holder)."""
+    node_list = [n.strip() for n in nodes.split(",") if n.strip()] if nodes else None
+
+    async def go(desk) -> dict:
+        run = await desk.start_run(project, node_list, parse_params(param))
+        with console.status("running") as status:
+            return await desk.wait_run(run["id"], on_progress=lambda r: status.update(
+                f"run {r['id']}: round {r['current_round']}/{r['rounds']}"))
+
+    _print_metrics(with_desk(desk_url, token_file, go))
+
+
+def _print_metrics(run: dict) -> None:
+    rows = [{"node": node, "n test": f"{m['n']:.0f}", "accuracy": f"{m['accuracy']:.3f}",
+             "AUC": "n/a" if m.get("auc") is None else f"{m['auc']:.3f}"}
+            for node, m in run["result"]["node_metrics"].items()]
+    console.print(rows_table(f"Run {run['id']}: {run['status']}", rows, ["node", "n test", "accuracy", "AUC"]))
+
+
+@run_app.command("show")
+@friendly
+def run_show(run_id: str, desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Show a run's status and, once completed, its per-node metrics."""
+    run = with_desk(desk_url, token_file, lambda desk: desk.run(run_id))
+    console.print(f"run {run['id']}: {run['status']}, round {run['current_round']}/{run['rounds']}"
+                  + (f"\n{run['error']}" if run["error"] else ""))
+    if run["result"]:
+        _print_metrics(run)
