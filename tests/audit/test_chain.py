@@ -257,3 +257,23 @@ def test_removing_the_last_entries_is_caught_by_the_published_head(log: AuditLog
     log.path.write_bytes(b"".join(lines_of(log)[:3]))
     assert log.verify().ok  # a shortened chain is still a chain...
     assert not head_of(log.path, written[-1].seq, written[-1].hash)  # ...but not the head the desk published
+
+
+def test_appends_during_prunes_are_not_lost(log: AuditLog, key: Ed25519PrivateKey) -> None:
+    """A writer waiting for the lock while the file is replaced re-opens it instead of writing to the old one."""
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    log.append("va", "audit.started", "va", now=T0)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    writer = context.Process(target=_append_many, args=(str(log.path), pem, 0, 60))
+    writer.start()
+    prunes = 0
+    while writer.is_alive() or prunes == 0:
+        prunes += log.prune(1, now=datetime.now(UTC) + timedelta(days=30)) > 0
+    writer.join(60)
+    assert writer.exitcode == 0
+    result = log.verify()
+    assert result.ok, result.reason
+    assert result.head_seq == 60 + prunes  # 1 + 60 appends + one "audit.pruned" per prune, none lost
+    assert result.starts_at > 0 and log.entries()[-1].action in ("audit.pruned", "task.executed")

@@ -171,7 +171,7 @@ def _replace(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     directory = os.open(path.parent, os.O_RDONLY)
-    try:
+    try:  # make the rename itself durable
         os.fsync(directory)
     finally:
         os.close(directory)
@@ -301,6 +301,3 @@ class AuditLog:
                                          "last_removed_seq": gone.seq, "last_removed_hash": gone.hash})
             _replace(self.path, b"".join(lines[removed:]) + to_line(marker))
         return removed
-
-
-__all__ = ["DEFAULT_RETENTION_DAYS", "AuditLog", "head_of", "read_lines", "split_lines", "verify_file"]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from fedsante.errors import FedsanteError
 from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, TokenFile, console, friendly,
                                  parse_params, rows_table, with_desk)
 
@@ -43,7 +44,11 @@ def project_submit(
         project = await (desk.update_project(update, spec) if update else desk.create_project(spec))
         if draft:
             return project
-        return await desk.transition(project["reference"], "submit")
+        try:
+            return await desk.transition(project["reference"], "submit")
+        except FedsanteError as exc:
+            raise FedsanteError(f"{exc.message}\nProject {project['reference']} is saved as a draft; fix {file} and "
+                                f"run 'fedsante project submit {file} --update {project['reference']}'.") from None
 
     project = with_desk(desk_url, token_file, go)
     console.print(f"Project {project['reference']} (version {project['version']}): {project['status']}.")
@@ -76,8 +81,9 @@ def project_show(reference: Reference, desk_url: DeskUrl = DEFAULT_DESK,
     console.print(f"[bold]{project['reference']}[/] {project['title']}\nstatus: {project['status']}, version "
                   f"{project['version']}, organisation {project['organisation']}, approval "
                   f"{project['approval_id'] or '-'}")
-    checks = [{**c, "ok": "pass" if c["ok"] else "FAIL"} for c in parts["checks"]["checks"]]
-    console.print(rows_table("Charter checks", checks, ["principle", "id", "ok", "message_en"]))
+    checks = [{"principle": c["principle"], "check": c["id"], "result": "pass" if c["ok"] else "FAIL",
+               "problem": "" if c["ok"] else c["message_en"]} for c in parts["checks"]["checks"]]
+    console.print(rows_table("Charter checks", checks, ["principle", "check", "result", "problem"]))
     console.print(rows_table("Reviews", parts["reviews"], ["created_at", "reviewer", "version", "decision", "comment"]))
     console.print(rows_table("History", parts["history"], ["time", "actor", "from", "to", "reason"]))
     console.print(rows_table("Hospital decisions", parts["acceptances"], ["node_id", "decision", "decided_at", "reason"]))
