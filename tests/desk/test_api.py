@@ -334,4 +334,4 @@ def test_result_that_is_not_a_task_result_is_a_bad_request(client: TestClient, r
     body = b'{"hello": "desk"}'
     headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
     assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 400,
-                 r"Result body is not a valid TaskResult")
+                 r"Body is not a valid TaskResult")

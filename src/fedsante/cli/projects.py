@@ -128,36 +128,25 @@ def _review(reference: str, decision: str, comment: str, answers: list[str], des
 Answer = Annotated[list[str], typer.Option("--answer", help="Charter question answer id=text (repeatable).")]
 
 
-@review_app.command("approve")
-@friendly
-def review_approve(reference: Reference, comment: Comment = "", answer: Answer = [],  # noqa: B006
-                   desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
-    """Approve; with enough approving reviewers the desk signs the approval."""
-    _review(reference, "approve", comment, answer, desk_url, token_file)
+REVIEW_COMMANDS = {
+    "approve": ("approve", "Approve; with enough approving reviewers the desk signs the approval."),
+    "request-changes": ("changes_requested", "Send the project back to its holder with what to change (-m)."),
+    "reject": ("reject", "Reject the project; final (-m says why)."),
+    "comment": ("comment", "Comment without deciding (starts the review)."),
+}
 
 
-@review_app.command("request-changes")
-@friendly
-def review_request_changes(reference: Reference, comment: Comment, answer: Answer = [],  # noqa: B006
-                           desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
-    """Send the project back to its holder with what to change."""
-    _review(reference, "changes_requested", comment, answer, desk_url, token_file)
+def _review_command(decision: str, help_text: str):
+    def command(reference: Reference, comment: Comment = "", answer: Answer = [],  # noqa: B006
+                desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+        _review(reference, decision, comment, answer, desk_url, token_file)
+
+    command.__doc__ = help_text
+    return friendly(command)
 
 
-@review_app.command("reject")
-@friendly
-def review_reject(reference: Reference, comment: Comment, answer: Answer = [],  # noqa: B006
-                  desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
-    """Reject the project (final)."""
-    _review(reference, "reject", comment, answer, desk_url, token_file)
-
-
-@review_app.command("comment")
-@friendly
-def review_comment(reference: Reference, comment: Comment, answer: Answer = [],  # noqa: B006
-                   desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
-    """Comment without deciding (starts the review)."""
-    _review(reference, "comment", comment, answer, desk_url, token_file)
+for _name, (_decision, _help) in REVIEW_COMMANDS.items():
+    review_app.command(_name)(_review_command(_decision, _help))
 
 
 @review_app.command("queue")

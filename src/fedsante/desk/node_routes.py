@@ -35,6 +35,13 @@ async def _authenticate(request: Request) -> tuple[str, str, bytes]:
     return node_id, public_key, body
 
 
+def _parse(model, body: bytes):
+    try:
+        return model.model_validate_json(body)
+    except ValueError as exc:
+        raise BadRequest(f"Body is not a valid {model.__name__}: {exc}") from None
+
+
 @router.get("/tasks/next", responses={204: {"description": "No task within the wait."}})
 async def next_task(request: Request, wait: float = Query(10.0, ge=0)) -> Response:
     """Long-poll: the next task for the calling node, or 204 after ``wait`` seconds."""
@@ -51,10 +58,7 @@ async def next_task(request: Request, wait: float = Query(10.0, ge=0)) -> Respon
 async def post_result(request: Request) -> dict:
     """A node's signed result for a task it received."""
     node_id, public_key, body = await _authenticate(request)
-    try:
-        result = TaskResult.model_validate_json(body)
-    except ValueError as exc:
-        raise BadRequest(f"Result body is not a valid TaskResult: {exc}") from None
+    result = _parse(TaskResult, body)
     if result.node_id != node_id:
         raise Forbidden(f"Result names node {result.node_id!r} but the request is signed by {node_id!r}.")
     if not verify_result(public_key, result):
@@ -86,10 +90,7 @@ async def node_approval(reference: str, request: Request) -> dict:
 async def node_acceptance(request: Request) -> dict:
     """A node reports its operator's signed decision on an approval (the node's own list is authoritative)."""
     node_id, public_key, body = await _authenticate(request)
-    try:
-        notice = AcceptanceNotice.model_validate_json(body)
-    except ValueError as exc:
-        raise BadRequest(f"Body is not a valid AcceptanceNotice: {exc}") from None
+    notice = _parse(AcceptanceNotice, body)
     if notice.node_id != node_id or not verify(public_key, canonical_json(notice.signed_content()), notice.signature):
         raise Unauthorized(f"Acceptance notice is not signed by node {node_id!r}.")
     desk = request.app.state.desk
