@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine
 from sqlalchemy.engine import Engine
@@ -159,13 +160,37 @@ class TaskRecord(Base):
     completed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def make_sessionmaker(url: str) -> sessionmaker:
-    """Create the schema if needed and return a session factory."""
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def alembic_config(connection=None):
+    """Alembic's configuration for the desk schema (migrations live in fedsante/desk/migrations)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema to the latest revision (creates it on an empty database)."""
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+
+
+def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
-        engine: Engine = create_engine(url, connect_args={"check_same_thread": False},
-                                       poolclass=StaticPool if in_memory else None)
-    else:
-        engine = create_engine(url)
-    Base.metadata.create_all(engine)
+        return create_engine(url, connect_args={"check_same_thread": False},
+                             poolclass=StaticPool if in_memory else None)
+    return create_engine(url)
+
+
+def make_sessionmaker(url: str) -> sessionmaker:
+    """Migrate the schema to the latest revision and return a session factory."""
+    engine = make_engine(url)
+    migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
