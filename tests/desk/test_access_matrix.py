@@ -136,6 +136,8 @@ def test_each_role_is_allowed_or_refused_as_the_matrix_says(desk, method, path, 
     else:
         assert response.status_code == 403, (role, response.text)
         assert "role" in response.json()["error"]
+        last = desk[0].state.desk.audit_log().entries()[-1]
+        assert (last.actor, last.action) == (f"user-{role}" if role != "admin" else "admin", "access.refused")
 
 
 def test_an_account_past_its_end_date_is_refused(desk, monkeypatch) -> None:
@@ -152,6 +154,9 @@ def test_an_account_past_its_end_date_is_refused(desk, monkeypatch) -> None:
     assert response.status_code == 401
     assert re.search(r"Account 'user-holder' ended on \d{4}-\d{2}-\d{2}; ask the desk admin to renew it",
                      response.json()["error"])
+    last = desk[0].state.desk.audit_log().entries()[-1]
+    assert (last.actor, last.action, last.subject) == ("user-holder", "access.refused", "GET /api/v1/accounts/me")
+    assert last.details["status"] == 401 and "ended on" in last.details["reason"]
 
 
 def test_a_disabled_account_is_refused(tmp_path) -> None:

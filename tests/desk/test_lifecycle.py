@@ -98,6 +98,8 @@ def test_self_review_is_refused(desk) -> None:
     assert response.status_code == 403
     assert "no self-review" in response.json()["error"] and HOLDER_ORG in response.json()["error"]
     assert desk.status(reference) == "submitted"
+    last = desk.app.state.desk.audit_log().entries()[-1]
+    assert (last.actor, last.action) == ("insider", "access.refused") and "no self-review" in last.details["reason"]
 
 
 def test_submission_with_failing_checks_is_refused_naming_them(desk) -> None:

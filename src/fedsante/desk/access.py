@@ -65,6 +65,7 @@ def authenticate(request: Request, today: date | None = None) -> Principal:
         account = session.scalar(select(Account).where(Account.token_sha256 == token_sha256(token)))
         if account is None:
             raise Unauthorized("Unknown or revoked token. Ask the desk admin for a new account token.")
+        request.state.account = account.name  # named in the audit chain if the request is refused
         if account.disabled_at is not None:
             raise Unauthorized(f"Account {account.name!r} was disabled on {account.disabled_at:%Y-%m-%d}.")
         if account.end_date < today:
@@ -85,6 +86,7 @@ class Needs:
 
     def __call__(self, request: Request) -> Principal:
         principal = authenticate(request)
+        request.state.principal = principal
         if principal.role not in self.roles:
             allowed = " or ".join(ROLE_NAMES[r] for r in ROLES if r in self.roles)
             raise Forbidden(f"{request.method} {request.url.path} is for the {allowed} role; account "

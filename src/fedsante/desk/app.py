@@ -112,7 +112,11 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     app.state.desk = state
 
     @app.exception_handler(FedsanteError)
-    async def _fedsante_error(_request: Request, exc: FedsanteError) -> JSONResponse:
+    async def _fedsante_error(request: Request, exc: FedsanteError) -> JSONResponse:
+        account = getattr(request.state, "account", None)
+        if exc.status in (401, 403) and account:  # refusals of a known account are audited
+            state.record(account, "access.refused", f"{request.method} {request.url.path}",
+                         {"status": exc.status, "reason": exc.message})
         return JSONResponse(error_body(exc.status, exc.message, exc.errors), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
