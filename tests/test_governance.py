@@ -157,3 +157,14 @@ def test_a_declined_project_is_refused_and_the_desk_shows_the_decision(harness) 
         assert doc.approval_id in {e.subject for e in h.desk.audit_log().entries() if e.action == "approval.accepted"}
 
     harness(body)
+
+
+def test_a_desk_whose_audit_chain_was_tampered_with_refuses_to_start(tmp_path: Path) -> None:
+    from fedsante.errors import DataError
+
+    settings = DeskSettings(data_dir=tmp_path, database_url="sqlite://")
+    create_app(settings, admin_token="fst_t")
+    chain = tmp_path / "audit.jsonl"
+    chain.write_bytes(chain.read_bytes().replace(b'"role":"admin"', b'"role":"AUDIT"'))
+    with pytest.raises(DataError, match=r"entry 0 \(line 1\).*keep the file as evidence"):
+        create_app(settings, admin_token="fst_t")

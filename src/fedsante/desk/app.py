@@ -99,11 +99,12 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     state = DeskState(settings)
     state.bootstrap(admin_token)
 
+    removed = state.audit_log().prune(settings.audit_retention_days)  # refuses a tampered chain
+    if removed:
+        log.info("audit: removed %d entries older than %d days", removed, settings.audit_retention_days)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        removed = state.audit_log().prune(settings.audit_retention_days)
-        if removed:
-            log.info("audit: removed %d entries older than %d days", removed, settings.audit_retention_days)
         yield
         await state.runs.shutdown()
 

@@ -6,9 +6,10 @@ who, when and why (in the database and in the desk's audit chain).
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fedsante.desk.access import Principal
@@ -64,12 +65,11 @@ def move(desk, session: Session, project: Project, to: str, actor: str, reason: 
 
 
 def create(desk, session: Session, spec: ProjectSpec, principal: Principal) -> Project:
-    year = datetime.now(UTC).year
-    count = session.scalar(select(func.count()).select_from(Project)) or 0
-    project = Project(reference=f"RAIH-{year}-{count + 1:04d}", organisation_id=principal.organisation_id,
+    project = Project(reference=f"pending-{uuid.uuid4().hex}", organisation_id=principal.organisation_id,
                       owner_id=principal.account_id, spec=spec.model_dump(mode="json"))
     session.add(project)
-    session.flush()
+    session.flush()  # the database numbers the project; the reference follows from it
+    project.reference = f"RAIH-{datetime.now(UTC).year}-{project.id:04d}"
     session.add(ProjectEvent(project_id=project.id, actor=principal.name, from_status=None, to_status="draft",
                              reason="created"))
     desk.record(principal.name, "project.draft", project.reference, {"title": spec.title})
