@@ -104,8 +104,14 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         assert "has not been accepted at this node" in " ".join(refused.stderr.split())
         accepted = fedsante("node", "accept", reference, "--config", str(config), "--operator", "DPO VA").stdout
         assert f"Accepted approval {reference}-v1" in " ".join(accepted.split())
-        run = fedsante("run", "start", "--project", reference, env=as_["holder"]).stdout
-        assert "completed" in run and "va" in run
+        run = " ".join(fedsante("run", "start", "--project", reference, env=as_["holder"]).stdout.split())
+        assert "completed" in run and "outputs are held until reviewers release them" in run
+        run_id = run.split("Run ")[1].split()[0]
+        assert "pass" in fedsante("run", "checks", run_id, env=as_["rev1"]).stdout
+        assert "held until 2 reviewers" in " ".join(fedsante("run", "release", run_id, env=as_["rev1"]).stdout.split())
+        assert "released." in fedsante("run", "release", run_id, env=as_["rev2"]).stdout
+        shown = fedsante("run", "show", run_id, env=as_["holder"]).stdout
+        assert "accuracy" in shown and "va" in shown
 
         # what everyone can read, and what the auditor verifies
         shown = " ".join(fedsante("project", "show", reference, env=as_["auditor"]).stdout.split())

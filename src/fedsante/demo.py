@@ -38,7 +38,10 @@ async def _run_study(deployment: Deployment, params: LogRegParams, console: Cons
             bar = progress.add_task("rounds", total=params.rounds)
             run = await cast.holder.wait_run(
                 run["id"], on_progress=lambda r: progress.update(bar, completed=r["current_round"]))
-        trail = {"reference": reference, "history": await cast.holder.project(reference, "history"),
+        run = await lifecycle.release_outputs(cast, run["id"])
+        console.print(f"Outputs of run {run['id']} released by two reviewers after the automatic checks.")
+        trail = {"released_by": (await cast.holder.run_checks(run["id"]))["released_by"],
+                 "reference": reference, "history": await cast.holder.project(reference, "history"),
                  "reviews": await cast.holder.project(reference, "reviews"), "approval": approval,
                  "acceptances": await cast.holder.project(reference, "acceptances"),
                  "heads": await cast.holder.audit_heads()}
@@ -68,6 +71,8 @@ def trail_table(trail: dict, run: dict, out_dir: Path) -> Table:
                       f"{nodes_dir / node / 'acceptances.json'} + {nodes_dir / node / 'audit.jsonl'}")
     table.add_row(f"run {run['id']}: {run['status']}", run["started_by"],
                   f"GET /api/v1/runs/{run['id']}/tasks + each node's audit.jsonl")
+    table.add_row(f"outputs of run {run['id']} released", ", ".join(trail["released_by"]),
+                  f"GET /api/v1/runs/{run['id']}/checks + {desk_dir / 'audit.jsonl'}")
     chains = {"desk": (desk_dir / "audit.jsonl", trail["heads"]["desk"])}
     chains.update({n: (nodes_dir / n / "audit.jsonl", h) for n, h in trail["heads"]["nodes"].items()})
     for name, (path, head) in chains.items():

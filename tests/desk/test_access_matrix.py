@@ -40,6 +40,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/runs"): ALL,
     ("GET", "/api/v1/runs/{run_id}"): ALL,
     ("GET", "/api/v1/runs/{run_id}/tasks"): ALL,
+    ("GET", "/api/v1/runs/{run_id}/checks"): ALL,
+    ("POST", "/api/v1/runs/{run_id}/release"): {"reviewer"},
     ("POST", "/api/v1/projects"): {"holder"},
     ("GET", "/api/v1/projects"): ALL,
     ("GET", "/api/v1/projects/{reference}"): ALL,

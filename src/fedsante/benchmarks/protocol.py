@@ -11,7 +11,7 @@ from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.federation.params import LogRegParams
 from fedsante.federation.simulation import simulate_study
 from fedsante.launcher import Deployment
-from fedsante.lifecycle import example_spec
+from fedsante.lifecycle import example_spec, release_outputs
 
 FLOWER_SECONDS_PER_ROUND = 12.4  # Flower 1.42 deployment, 4 nodes, loopback (shared/reference/flower.md)
 
@@ -23,7 +23,8 @@ async def _timed_run(deployment: Deployment, params: LogRegParams) -> dict:
     reference, cast = await deployment.approve(spec)
     try:
         run = await cast.holder.start_run(reference)
-        return await cast.holder.wait_run(run["id"])
+        await cast.holder.wait_run(run["id"])
+        return await release_outputs(cast, run["id"])
     finally:
         await cast.close()
 

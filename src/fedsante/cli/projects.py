@@ -179,7 +179,12 @@ def run_start(
             return await desk.wait_run(run["id"], on_progress=lambda r: status.update(
                 f"run {r['id']}: round {r['current_round']}/{r['rounds']}"))
 
-    _print_metrics(with_desk(desk_url, token_file, go))
+    run = with_desk(desk_url, token_file, go)
+    if run["result"] is None:
+        console.print(f"Run {run['id']} {run['status']}. Its outputs are held until reviewers release them; "
+                      f"see 'fedsante run checks {run['id']}'.")
+    else:
+        _print_metrics(run)
 
 
 def _print_metrics(run: dict) -> None:
@@ -195,6 +200,28 @@ def run_show(run_id: str, desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFil
     """Show a run's status and, once completed, its per-node metrics."""
     run = with_desk(desk_url, token_file, lambda desk: desk.run(run_id))
     console.print(f"run {run['id']}: {run['status']}, round {run['current_round']}/{run['rounds']}"
-                  + (f"\n{run['error']}" if run["error"] else ""))
+                  + (f"\n{run['error']}" if run["error"] else "")
+                  + ("\noutputs held until reviewers release them ('fedsante run checks')" if run["held"] else ""))
     if run["result"]:
         _print_metrics(run)
+
+
+@run_app.command("checks")
+@friendly
+def run_checks(run_id: str, desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """The automatic checks on a run's outputs, and who released them."""
+    checks = with_desk(desk_url, token_file, lambda desk: desk.run_checks(run_id))
+    rows = [{**c, "ok": "pass" if c["ok"] else "FAIL"} for c in checks["checks"]]
+    console.print(rows_table(f"Output checks of run {run_id}", rows, ["id", "ok", "message"]))
+    console.print(f"released by {', '.join(checks['released_by']) or 'nobody yet'} "
+                  f"({len(checks['released_by'])} of {checks['needed']} needed)")
+
+
+@run_app.command("release")
+@friendly
+def run_release(run_id: str, comment: Comment = "", desk_url: DeskUrl = DEFAULT_DESK,
+                token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """Release a completed run's outputs after the automatic checks (desk reviewer)."""
+    outcome = with_desk(desk_url, token_file, lambda desk: desk.release_run(run_id, comment))
+    state = "released" if outcome["released"] else f"held until {outcome['needed']} reviewers release it"
+    console.print(f"Run {run_id}: you released it; released by {', '.join(outcome['released_by'])}; {state}.")

@@ -122,6 +122,12 @@ class DeskClient:
     async def run(self, run_id: str) -> dict:
         return await self._call("GET", f"/api/v1/runs/{run_id}")
 
+    async def run_checks(self, run_id: str) -> dict:
+        return await self._call("GET", f"/api/v1/runs/{run_id}/checks")
+
+    async def release_run(self, run_id: str, comment: str = "") -> dict:
+        return await self._call("POST", f"/api/v1/runs/{run_id}/release", json={"comment": comment})
+
     async def run_tasks(self, run_id: str) -> list[dict]:
         return await self._call("GET", f"/api/v1/runs/{run_id}/tasks")
 

@@ -141,6 +141,19 @@ class Run(Base):
     result: Mapped[dict | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    released_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RunRelease(Base):
+    """A reviewer's release of a run's outputs, after looking at the automatic checks."""
+
+    __tablename__ = "run_releases"
+    __table_args__ = (UniqueConstraint("run_id", "reviewer_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TaskRecord(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import ANY_ROLE, Needs, Principal
-from fedsante.desk.db import Acceptance, Account, Approval, Project, ProjectEvent, Review
+from fedsante.desk.db import Acceptance, Account, Approval, Project, ProjectEvent, Review, Run
 from fedsante.desk.registry import ProjectSpec
 from fedsante.desk.charter import run_checks
 from fedsante.errors import Conflict, NotFound
@@ -161,6 +161,11 @@ def _transition(request: Request, reference: str, to: str, who: Principal, reaso
             lifecycle.own(project, who)
         if to == "completed" and desk.runs.active(project.id):
             raise Conflict(f"Project {reference} still has a run in progress; wait for it to end.")
+        held = session.scalars(select(Run.id).where(Run.project_id == project.id, Run.status == "completed",
+                                                    Run.released_at.is_(None))).all()
+        if to == "results_released" and held:
+            raise Conflict(f"Project {reference} has runs whose outputs are not released yet: {', '.join(held)}; "
+                           "release each with 'fedsante run release'.")
         lifecycle.move(desk, session, project, to, who.name, reason)
         session.commit()
         return lifecycle.view(session, project)

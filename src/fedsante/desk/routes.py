@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 
 from fedsante import __version__
 from fedsante.desk.access import ANY_ROLE, Needs, Principal, new_token, token_sha256
-from fedsante.desk.db import Account, Node, Organisation, Run, TaskRecord, utcnow
-from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, RunIn, RunOut
+from fedsante.desk.db import Account, Approval, Node, Organisation, Run, TaskRecord, utcnow
+from fedsante.desk.release import automatic_checks, release, releasers_of, visible
+from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
 from fedsante.errors import BadRequest, Conflict, Forbidden, NotFound
 from fedsante.federation.catalogue import CATALOGUE
 from fedsante.federation.keys import parse_public_key
@@ -194,22 +195,50 @@ async def start_run(body: RunIn, request: Request,
                     who: Annotated[Principal, Depends(Needs("holder"))]) -> RunOut:
     """Start a run of an approved project; it proceeds in the background (poll GET /api/v1/runs/{id})."""
     run = request.app.state.desk.runs.start(body.project, body.nodes, body.params, who)
-    return RunOut.model_validate(run)
+    return RunOut.model_validate(visible(run, who))
 
 
 @api.get("/runs", response_model=list[RunOut], tags=["runs"])
-def list_runs(request: Request, _who: Anyone) -> list[RunOut]:
+def list_runs(request: Request, who: Anyone) -> list[RunOut]:
+    """Every run; outputs of completed runs not yet released are withheld from holders and operators."""
     with request.app.state.desk.sessions() as session:
-        return [RunOut.model_validate(r) for r in session.scalars(select(Run).order_by(Run.created_at))]
+        return [RunOut.model_validate(visible(r, who)) for r in session.scalars(select(Run).order_by(Run.created_at))]
+
+
+def _run(session, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"Run {run_id!r} does not exist.")
+    return run
 
 
 @api.get("/runs/{run_id}", response_model=RunOut, tags=["runs"])
-def get_run(run_id: str, request: Request, _who: Anyone) -> RunOut:
+def get_run(run_id: str, request: Request, who: Anyone) -> RunOut:
     with request.app.state.desk.sessions() as session:
-        run = session.get(Run, run_id)
-        if run is None:
-            raise NotFound(f"Run {run_id!r} does not exist.")
-        return RunOut.model_validate(run)
+        return RunOut.model_validate(visible(_run(session, run_id), who))
+
+
+@api.get("/runs/{run_id}/checks", tags=["release"])
+def run_checks(run_id: str, request: Request, _who: Anyone) -> dict:
+    """The automatic checks a reviewer sees before releasing the run's outputs, and who released them."""
+    desk = request.app.state.desk
+    with desk.sessions() as session:
+        run = _run(session, run_id)
+        approval = session.get(Approval, run.approval_id) if run.approval_id else None
+        return {"run_id": run.id, "checks": automatic_checks(run, approval.document["k_min"] if approval else 11),
+                "released_by": releasers_of(session, run), "needed": desk.settings.release_reviewers,
+                "released_at": run.released_at.isoformat() if run.released_at else None}
+
+
+@api.post("/runs/{run_id}/release", tags=["release"])
+def release_run(run_id: str, body: ReleaseIn, request: Request,
+                who: Annotated[Principal, Depends(Needs("reviewer"))]) -> dict:
+    """Release a completed run's outputs (needs ``release_reviewers`` reviewers and passing checks)."""
+    desk = request.app.state.desk
+    with desk.sessions() as session:
+        outcome = release(desk, session, _run(session, run_id), who, body.comment)
+        session.commit()
+        return outcome
 
 
 @api.get("/runs/{run_id}/tasks", tags=["runs"])

@@ -160,5 +160,6 @@ def _serialise(outcome: RunOutcome) -> dict:
             "mean": outcome.scaler.mean.tolist(), "scale": outcome.scaler.scale.tolist()},
         "features": list(FEATURES),
         "node_metrics": outcome.node_metrics,
+        "train_n": outcome.train_n,
         "round_seconds": outcome.round_seconds,
     }

@@ -57,5 +57,11 @@ class RunOut(BaseModel):
     result: dict[str, Any] | None
     created_at: datetime
     finished_at: datetime | None
+    released_at: datetime | None = None
+    held: bool = Field(False, description="Completed but not yet released: outputs are withheld from the holder.")
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class ReleaseIn(_In):
+    comment: str = Field("", max_length=5_000, description="What you checked.")

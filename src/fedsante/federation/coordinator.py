@@ -46,6 +46,7 @@ class RunOutcome:
     scaler: Scaler | None
     node_metrics: dict[str, dict[str, float]]
     round_seconds: list[float] = field(default_factory=list)
+    train_n: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,20 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     strategy = FedAvg(server_lr=plan.params.server_lr)
     params = init_params(d)
     shapes = {k: v.shape for k, v in params.items()}
-    round_seconds = []
+    round_seconds, train_n = [], {}
     for round_number in range(1, plan.params.rounds + 1):
         started = time.perf_counter()
         replies = await _stage(plan, broker, "fit", round_number, {**params, **extra}, shapes, on_event)
-        total_weight = sum(r.metrics["n"] for r in replies.values())
+        train_n = {node: r.metrics["n"] for node, r in replies.items()}
+        total_weight = sum(train_n.values())
         summed = sum_params([r.arrays for r in replies.values()])
         params = strategy.aggregate_fit(params, summed, total_weight)
         round_seconds.append(time.perf_counter() - started)
         on_event("round", round=round_number, rounds=plan.params.rounds, seconds=round_seconds[-1])
     replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event)
     metrics = {node: reply.metrics for node, reply in replies.items()}
-    return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds)
+    return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
+                      train_n=train_n)
 
 
 def _check_connected(plan: RunPlan, broker: Broker) -> None:

@@ -1,0 +1,91 @@
+"""The output release gate: a run's outputs stay at the desk until reviewers release them.
+
+Reviewers see the automatic checks first (every site's statistics rest on at least k_min patients,
+the model has few parameters for the patients it was trained on, only aggregate arrays are held);
+``release_reviewers`` of them (two by default: the outputs derive from patient-level data), from
+organisations other than the applicant's, must release the run. Until then the project holder sees
+the run's progress but not its model or metrics.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fedsante.desk.access import Principal
+from fedsante.desk.db import Account, Approval, Project, Run, RunRelease, utcnow
+from fedsante.errors import Conflict, Forbidden
+
+MAX_PARAMS_RATIO = 0.33  # DataSHIELD nfilter.glm: parameters at most a third of the patients
+SEES_HELD_OUTPUTS = ("reviewer", "auditor", "admin")
+
+
+def automatic_checks(run: Run, k_min: int) -> list[dict]:
+    """What a reviewer checks before releasing: each with an id, ok, and a message naming the numbers."""
+    if run.status != "completed" or not run.result:
+        return [{"id": "completed", "ok": False, "message": f"Run {run.id} is {run.status}; only a completed run "
+                                                            "can be released."}]
+    result = run.result
+    checks = []
+    small = {node: m.get("n", 0) for node, m in result["node_metrics"].items() if m.get("n", 0) < k_min}
+    checks.append({"id": "k_min", "ok": not small, "message": (
+        f"every site's evaluation rests on at least k_min = {k_min} patients" if not small else
+        "sites under k_min = " + str(k_min) + ": " + ", ".join(f"{n} ({v:.0f})" for n, v in small.items()))})
+    n_params = sum(len(v) for v in result["model"].values())
+    n_train = sum(result.get("train_n", {}).values())
+    ratio_ok = n_train > 0 and n_params <= MAX_PARAMS_RATIO * n_train
+    checks.append({"id": "model_size", "ok": ratio_ok, "message": (
+        f"{n_params} model parameters for {n_train:.0f} training patients "
+        f"({'within' if ratio_ok else 'above'} the limit of {MAX_PARAMS_RATIO} per patient)")})
+    arrays = {**result["model"], **(result.get("scaler") or {})}
+    longest = max((len(v) for v in arrays.values()), default=0)
+    aggregate = longest <= len(result["features"]) + 1
+    checks.append({"id": "aggregates_only", "ok": aggregate, "message": (
+        f"the outputs hold only model and standardisation arrays (longest: {longest} values), no per-patient value"
+        if aggregate else f"an output array has {longest} values: it could hold per-patient values")})
+    return checks
+
+
+def release(desk, session: Session, run: Run, who: Principal, comment: str) -> dict:
+    """Record one reviewer's release; the run is released when enough reviewers did and checks pass."""
+    project = session.get(Project, run.project_id)
+    if project.organisation_id == who.organisation_id:
+        raise Forbidden(f"Reviewer {who.name!r} belongs to the applicant's organisation {who.organisation!r}: "
+                        "outputs are released by reviewers from other organisations.")
+    approval = session.get(Approval, run.approval_id) if run.approval_id else None
+    checks = automatic_checks(run, approval.document["k_min"] if approval else 11)
+    failing = [c for c in checks if not c["ok"]]
+    if failing:
+        raise Conflict(f"Run {run.id} cannot be released: " + "; ".join(f"{c['id']}: {c['message']}" for c in failing))
+    if run.released_at is not None:
+        raise Conflict(f"Run {run.id} was already released on {run.released_at:%Y-%m-%d %H:%M}.")
+    done = session.scalar(select(RunRelease).where(RunRelease.run_id == run.id, RunRelease.reviewer_id == who.account_id))
+    if done is not None:
+        raise Conflict(f"Reviewer {who.name!r} already released run {run.id}; another reviewer must also do so.")
+    session.add(RunRelease(run_id=run.id, reviewer_id=who.account_id, comment=comment))
+    session.flush()
+    releasers = releasers_of(session, run)
+    desk.record(who.name, "run.release_signed", run.id, {"project": project.reference, "comment": comment})
+    if len(releasers) >= desk.settings.release_reviewers:
+        run.released_at = utcnow()
+        desk.record("desk", "run.released", run.id, {"project": project.reference, "reviewers": releasers})
+    return {"run_id": run.id, "released": run.released_at is not None, "released_by": releasers,
+            "needed": desk.settings.release_reviewers}
+
+
+def releasers_of(session: Session, run: Run) -> list[str]:
+    rows = session.execute(select(Account.name).join(RunRelease, RunRelease.reviewer_id == Account.id)
+                           .where(RunRelease.run_id == run.id).order_by(RunRelease.id))
+    return [name for (name,) in rows]
+
+
+def visible(run: Run, who: Principal) -> dict:
+    """The run as ``who`` may see it: outputs withheld from other roles until released."""
+    data = {c: getattr(run, c) for c in ("id", "project_id", "approval_id", "started_by", "status", "algorithm_id",
+                                         "algorithm_version", "code_hash", "params", "nodes", "rounds", "current_round",
+                                         "error", "result", "created_at", "finished_at", "released_at")}
+    data["held"] = run.status == "completed" and run.released_at is None
+    if data["held"] and who.role not in SEES_HELD_OUTPUTS:
+        data["result"] = None
+    return data
+
