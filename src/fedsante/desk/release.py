@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Account, Approval, Project, Run, RunRelease, utcnow
 from fedsante.errors import Conflict, Forbidden
+from fedsante.privacy.disclosure import DisclosureError, DisclosurePolicy, check_model_size
 
-MAX_PARAMS_RATIO = 0.33  # DataSHIELD nfilter.glm: parameters at most a third of the patients
 SEES_HELD_OUTPUTS = ("reviewer", "auditor", "admin")
 
 
@@ -26,17 +26,21 @@ def automatic_checks(run: Run, k_min: int) -> list[dict]:
         return [{"id": "completed", "ok": False, "message": f"Run {run.id} is {run.status}; only a completed run "
                                                             "can be released."}]
     result = run.result
+    policy = DisclosurePolicy(k_min=max(k_min, 11))
     checks = []
-    small = {node: m.get("n", 0) for node, m in result["node_metrics"].items() if m.get("n", 0) < k_min}
+    small = {node: m.get("n", 0) for node, m in result["node_metrics"].items() if m.get("n", 0) < policy.k_min}
     checks.append({"id": "k_min", "ok": not small, "message": (
         f"every site's evaluation rests on at least k_min = {k_min} patients" if not small else
         "sites under k_min = " + str(k_min) + ": " + ", ".join(f"{n} ({v:.0f})" for n, v in small.items()))})
     n_params = sum(len(v) for v in result["model"].values())
-    n_train = sum(result.get("train_n", {}).values())
-    ratio_ok = n_train > 0 and n_params <= MAX_PARAMS_RATIO * n_train
-    checks.append({"id": "model_size", "ok": ratio_ok, "message": (
-        f"{n_params} model parameters for {n_train:.0f} training patients "
-        f"({'within' if ratio_ok else 'above'} the limit of {MAX_PARAMS_RATIO} per patient)")})
+    n_train = int(sum(result.get("train_n", {}).values()))
+    try:
+        check_model_size(n_params, n_train, policy)
+        checks.append({"id": "model_size", "ok": True, "message": (
+            f"{n_params} model parameters for {n_train} training patients, within the limit of "
+            f"{policy.max_params_ratio:g} per patient")})
+    except DisclosureError as exc:
+        checks.append({"id": "model_size", "ok": False, "message": exc.message})
     arrays = {**result["model"], **(result.get("scaler") or {})}
     longest = max((len(v) for v in arrays.values()), default=0)
     aggregate = longest <= len(result["features"]) + 1

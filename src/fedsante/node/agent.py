@@ -21,6 +21,7 @@ from fedsante.federation.keys import canonical_json, sha256_hex, sign
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
 from fedsante.node.executor import execute
 from fedsante.node.guard import approval_problems, task_problem
+from fedsante.node.outputs import release_outputs
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
 
 log = logging.getLogger("fedsante.node")
@@ -61,6 +62,10 @@ class NodeGuard:
                             now=now or datetime.now(UTC))
 
 
+    def k_min(self, task: Task) -> int:
+        """The strictest minimum cell size that applies: the approval's or this node's floor."""
+        return max(task.approval.document.k_min, load_policy(self.policy_path).k_min_floor)
+
     def _auto_accept(self, task: Task, policy: NodePolicy, now: datetime) -> dict | None:
         """Accept an approval by policy when it lies within the operator's auto-accept limits."""
         rule, doc = policy.auto_accept, task.approval.document
@@ -91,11 +96,15 @@ class NodeAgent:
     def handle(self, task: Task) -> TaskResult:
         """Check the task, compute it locally, log it in the node's chain, return the signed result."""
         error = self.guard.refusal(task)
-        arrays, metrics = {}, {}
+        arrays, metrics, suppressed = {}, {}, []
         if error is None:
             try:
                 out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
                                        node_id=self.node_id, round_number=task.round)
+                out, metrics, suppressed = release_outputs(
+                    task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
+                    n_test=len(self.table.part("test")[1]), n_total=len(self.table.y),
+                    k_min=self.guard.k_min(task), group=self.node_id)
                 arrays = pack(out)
             except (FedsanteError, ValueError) as exc:
                 error = str(exc)
@@ -108,7 +117,8 @@ class NodeAgent:
             log.warning("node %s refused task %s (%s): %s", self.node_id, task.task_id, task.kind, error)
             entry = self.guard.audit.append(self.node_id, "task.refused", task.run_id, {**details, "reason": error})
         else:
-            entry = self.guard.audit.append(self.node_id, "task.executed", task.run_id, details)
+            entry = self.guard.audit.append(self.node_id, "task.executed", task.run_id,
+                                            {**details, "suppressed": suppressed} if suppressed else details)
         result = result.model_copy(update={"audit_seq": entry.seq, "audit_head": entry.hash})
         signature = sign(self.key, canonical_json(result.signed_content()))
         return result.model_copy(update={"signature": signature})

@@ -1,0 +1,37 @@
+"""The node's own output gate: what a task computed passes disclosure control before it is sent.
+
+Pure: takes the arrays and metrics a task produced and the node's patient counts, returns what may
+leave (suppressed values as None) with the reasons for the node's audit chain, or raises
+:class:`~fedsante.privacy.disclosure.DisclosureError` when nothing of it may leave.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fedsante.privacy.disclosure import (DisclosureError, DisclosurePolicy, assert_aggregate_only, check_count,
+                                         protect_metrics)
+
+Arrays = dict[str, np.ndarray]
+
+
+def release_outputs(kind: str, arrays: Arrays, metrics: dict[str, float | None], *, n_train: int, n_test: int,
+                    n_total: int, k_min: int, group: str) -> tuple[Arrays, dict[str, float | None], list[str]]:
+    """Apply k_min and the per-patient guard to one task's outputs (``k_min`` >= 11, the strictest that applies).
+
+    >>> arrays, metrics, notes = release_outputs("evaluate", {}, {"n": 16.0, "n_positive": 15.0, "accuracy": 0.9,
+    ...     "auc": 0.8}, n_train=30, n_test=16, n_total=46, k_min=11, group="switzerland")
+    >>> metrics["auc"] is None and metrics["n_positive"] is None and metrics["accuracy"] == 0.9
+    True
+    """
+    policy = DisclosurePolicy(k_min=k_min)
+    n = n_test if kind == "evaluate" else n_train
+    check = check_count(n, policy, label=f"{kind} patients")
+    if check.suppressed:  # a whole task on fewer than k_min patients: nothing of it may leave
+        raise DisclosureError(f"disclosure control: {check.suppressed[0].reason}; this node sends nothing for "
+                              "this task")
+    assert_aggregate_only(arrays, n, other_counts=(n_train, n_test, n_total))
+    if kind != "evaluate":
+        return arrays, metrics, []
+    release = protect_metrics(metrics, n, policy, group=group)
+    return arrays, dict(release.values), release.log_lines()
