@@ -79,14 +79,22 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         assert trusted.split("Trusting desk key ")[1][:16] in key_id
         processes.append(subprocess.Popen([sys.executable, "-m", "fedsante", "node", "serve", "--config", str(config)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # a second hospital, registered by the desk admin (secure aggregation needs at least two)
+        other = tmp_path / "cleveland.toml"
+        fedsante("node", "init", "--config", str(other), "--node-id", "cleveland", "--dataset", "cleveland",
+                 "--data-dir", str(tmp_path / "cleveland-data"), "--desk-url", url)
+        fedsante("node", "register", "--config", str(other), "--organisation", "Cleveland Clinic", env=admin)
+        fedsante("node", "policy", "trust", "--config", str(other), "--from-desk")
+        processes.append(subprocess.Popen([sys.executable, "-m", "fedsante", "node", "serve", "--config", str(other)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
         # the project holder: a project for this one hospital, from the template
         template = fedsante("project", "template").stdout
         project_file = tmp_path / "project.toml"
         start = template.index("datasets = [")
         stop = template.index("]\n", template.index("va", start)) + 2
-        project_file.write_text(template[:start] + 'datasets = [{ node_id = "va", dataset = "va" }]\n'
-                                + template[stop:].replace("claims_regional_value = true", "claims_regional_value = false"))
+        project_file.write_text(template[:start] + 'datasets = [{ node_id = "va", dataset = "va" }, '
+                                '{ node_id = "cleveland", dataset = "cleveland" }]\n' + template[stop:])
         submitted = fedsante("project", "submit", str(project_file), env=as_["holder"]).stdout
         reference = submitted.split()[1]
         assert "submitted" in submitted
@@ -97,7 +105,8 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         approved = fedsante("review", "approve", reference, "-m", "Agree.", env=as_["rev2"]).stdout
         assert "approved" in approved and f"{reference}-v1" in approved
 
-        # the run is refused by the node until its operator accepts the project
+        # the run is refused by a node until its operator accepts the project
+        fedsante("node", "accept", reference, "--config", str(other), "--operator", "DPO Cleveland")
         refused = fedsante("run", "start", "--project", reference, env=as_["holder"], ok=False)
         assert refused.returncode == 1
         assert "node va refused the task" in " ".join(refused.stderr.split())

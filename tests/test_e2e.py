@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path
     assert results["mean_accuracy"]["federated"] >= 0.78
     assert set(results["models"]) == {"federated", "local cleveland", "local hungarian", "local switzerland",
                                       "local va", "pooled"}
-    assert results["signed_results"] == 4 * (1 + 15 + 1)  # moments, 15 fit rounds, evaluation
+    assert results["signed_results"] == 4 * (1 + 15 * 4 + 1)  # moments, 15 secure rounds of 4 stages, evaluation
     assert "federated" in done.stdout and "pooled" in done.stdout
     assert "<table>" in (tmp_path / "demo" / "report.html").read_text()
     with pytest.raises(httpx.TransportError):  # the desk process is gone
@@ -80,23 +81,42 @@ def test_node_killed_before_the_run_gives_a_clear_error_not_a_hang(tmp_path: Pat
         assert runs[-1]["status"] == "failed" and "va" in runs[-1]["error"]
 
 
-def test_node_killed_during_the_run_fails_the_round_naming_it(tmp_path: Path) -> None:
-    with Deployment(tmp_path, round_timeout=3) as deployment:
-        async def start() -> None:
-            spec = example_spec(list(deployment.hospitals)).model_copy(
-                update={"parameters": {"rounds": 1000}, "parameter_bounds": {}})
-            reference, cast = await deployment.approve(spec)
+def _run_and_kill(deployment: Deployment, victims: list[str], rounds: int) -> dict:
+    """Approve and start a run, kill ``victims`` after round 2, return the run as the desk ends it."""
+    async def go() -> dict:
+        spec = example_spec(list(deployment.hospitals)).model_copy(
+            update={"parameters": {"rounds": rounds}, "parameter_bounds": {}})
+        reference, cast = await deployment.approve(spec)
+        try:
+            run = await cast.holder.start_run(reference)
+            while (await cast.holder.run(run["id"]))["current_round"] < 2:
+                await asyncio.sleep(0.02)
+            for victim in victims:
+                deployment.processes[victim].send_signal(signal.SIGKILL)
             try:
-                run = await cast.holder.start_run(reference)
-                while (await cast.holder.run(run["id"]))["current_round"] < 2:
-                    await asyncio.sleep(0.02)
-                deployment.processes["hungarian"].send_signal(signal.SIGKILL)
-                await cast.holder.wait_run(run["id"])
-            finally:
-                await cast.close()
+                await cast.reviewers[0].wait_run(run["id"])
+            except RunFailed:
+                pass
+            return await cast.reviewers[0].run(run["id"])
+        finally:
+            await cast.close()
 
-        with pytest.raises(RunFailed, match=r"no reply from node\(s\) hungarian within 3 s"):
-            asyncio.run(start())
+    return asyncio.run(go())
+
+
+def test_a_node_dropping_out_within_the_secure_aggregation_threshold_does_not_stop_the_run(tmp_path: Path) -> None:
+    with Deployment(tmp_path, round_timeout=3) as deployment:
+        run = _run_and_kill(deployment, ["hungarian"], rounds=5)
+    assert run["status"] == "completed", run["error"]
+    assert set(run["result"]["node_metrics"]) == {"cleveland", "switzerland", "va"}
+
+
+def test_nodes_dropping_out_beyond_the_threshold_fail_the_round_cleanly(tmp_path: Path) -> None:
+    with Deployment(tmp_path, round_timeout=3) as deployment:
+        run = _run_and_kill(deployment, ["hungarian", "va"], rounds=1000)
+    assert run["status"] == "failed" and run["result"] is None
+    assert re.search(r"no reply from node\(s\) .* within 3 s; 2 of [34] answered, 3 needed.*nothing of this round "
+                     r"was applied|round failed: 2 of 4 nodes remain.*nothing was aggregated", run["error"]), run["error"]
 
 
 def test_commands_report_an_unreachable_desk(tmp_path: Path) -> None:

@@ -63,4 +63,28 @@ def test_a_node_with_a_bad_parameter_fails_the_run_with_its_reason(tables, monke
     monkeypatch.setattr(agent, "installed_algorithms", lambda: changed)
 
     with pytest.raises(RunFailed, match="node cleveland refused the task: .*code hash .* differs from the installed"):
-        asyncio.run(simulate_study({"cleveland": tables["cleveland"]}, {"rounds": 1}))
+        asyncio.run(simulate_study({"cleveland": tables["cleveland"], "va": tables["va"]}, {"rounds": 1}))
+
+
+def test_the_desk_only_ever_receives_masked_updates(tables, monkeypatch) -> None:
+    from fedsante.desk.runs import RunService
+
+    seen = []
+    original = RunService._on_event
+
+    def spy(self, plan, kind, data):
+        if kind == "result":
+            seen.append((data["task"].kind, data["result"]))
+        return original(self, plan, kind, data)
+
+    monkeypatch.setattr(RunService, "_on_event", spy)
+    run = asyncio.run(simulate_study(tables, {"seed": 1, "rounds": 2}))
+
+    assert run["status"] == "completed"
+    fits = [result for kind, result in seen if kind == "fit"]
+    assert len(fits) == 2 * len(tables)
+    for result in fits:  # no plain array, no per-node weight: only a masked vector
+        assert result.arrays == {} and "n" not in result.metrics and set(result.payload) == {"masked"}
+    kinds = [kind for kind, _ in seen]
+    assert kinds.count("secagg_keys") == kinds.count("secagg_unmask") == 2 * len(tables)
+    assert run["result"]["train_n"] == {"secure sum": sum(len(t.part("train")[1]) for t in tables.values())}

@@ -242,6 +242,11 @@ def test_run_with_no_nodes(client: TestClient, registered: dict) -> None:
     assert_error(start_run(client, registered, nodes=[]), 400, r"A run needs distinct nodes; got \[\]")
 
 
+def test_a_run_on_one_hospital_is_refused(client: TestClient, registered: dict) -> None:
+    assert_error(start_run(client, registered), 400, r"A run needs at least 2 hospitals; got \['chu-lille'\]\. With one, "
+                 r"secure aggregation could not hide its model updates")
+
+
 def test_run_of_an_unknown_project(client: TestClient, registered: dict) -> None:
     response = client.post("/api/v1/runs", headers=registered["headers"], json={"project": "RAIH-1999-0001"})
     assert_error(response, 404, r"Project 'RAIH-1999-0001' does not exist")

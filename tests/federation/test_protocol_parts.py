@@ -168,7 +168,7 @@ def test_task_rejects_unknown_fields() -> None:
 
 def test_task_rejects_an_unknown_kind_and_a_negative_round() -> None:
     data = make_task().model_dump(mode="json")
-    with pytest.raises(ValidationError, match=r"kind\s+Input should be 'moments', 'fit' or 'evaluate'"):
+    with pytest.raises(ValidationError, match=r"kind\s+Input should be 'moments', 'fit', 'evaluate', 'secagg_keys'"):
         Task.model_validate(data | {"kind": "train"})
     with pytest.raises(ValidationError, match=r"round\s+Input should be greater than or equal to 0"):
         Task.model_validate(data | {"round": -1})
@@ -359,8 +359,8 @@ def test_node_computes_moments_and_signs_the_result(agent: NodeAgent, key, other
 
 
 def test_node_reports_a_task_that_lacks_an_array(agent: NodeAgent, key, governed_task) -> None:
-    # A fit task needs the global model; without it the node answers ok=False with the reason.
-    result = agent.handle(governed_task("t2", kind="fit"))
+    # An evaluate task needs the global model; without it the node answers ok=False with the reason.
+    result = agent.handle(governed_task("t2", kind="evaluate"))
     assert result.ok is False and result.error == "Task lacks the array 'mean'; the desk must send it."
     assert verifies(result, key)
 

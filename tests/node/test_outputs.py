@@ -62,3 +62,13 @@ def test_suppressions_are_written_to_the_node_chain(governed) -> None:
     assert result.metrics["auc"] is None and result.metrics["n_positive"] is None and result.metrics["n"] == 45
     entry = governed.audit.entries()[-1]
     assert any("35 positive and 10 negative" in line for line in entry.details["suppressed"])
+
+
+def test_a_plain_model_update_is_refused_when_the_policy_requires_secure_aggregation(governed) -> None:
+    agent = NodeAgent(node_id="va", table=load_hospital("va"), key=governed.node_key, client=None,
+                      guard=governed.guard())
+    model = {"coef": np.zeros(13), "intercept": np.zeros(1), "mean": np.zeros(13), "scale": np.ones(13)}
+    from fedsante.federation.messages import pack
+
+    result = agent.handle(governed.task("fit", arrays=pack(model)))
+    assert result.ok is False and "only under secure aggregation" in result.error

@@ -65,6 +65,9 @@ class RunService:
             unknown = [n for n in nodes if n not in known]
             if unknown:
                 raise NotFound(f"Node(s) {', '.join(unknown)} are not registered at this desk.")
+            if len(nodes) < 2:
+                raise BadRequest(f"A run needs at least 2 hospitals; got {nodes}. With one, secure aggregation could "
+                                 "not hide its model updates from the desk.")
             installed = get_algorithm(document.algorithm.id).ref()
             if installed != document.algorithm:
                 raise Conflict(f"Approval {document.approval_id} names {document.algorithm.id} code hash "

@@ -18,6 +18,7 @@ from fedsante.errors import RunFailed
 from fedsante.federation.broker import Broker
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
+from fedsante.federation.secure import secure_sum
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
@@ -38,6 +39,7 @@ class RunPlan:
     project: str = ""
     approval: SignedApproval | None = None
     seal: Callable[[Task], Task] | None = None  # the desk signs every task it sends
+    secure: bool = True  # fit rounds by secure aggregation: the desk sees only the sum
 
 
 @dataclass
@@ -53,6 +55,7 @@ class RunOutcome:
 class Reply:
     arrays: dict[str, np.ndarray]
     metrics: dict[str, float]
+    payload: dict = field(default_factory=dict)
 
 
 def _ignore(*_args: object, **_kwargs: object) -> None:
@@ -76,19 +79,38 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     params = init_params(d)
     shapes = {k: v.shape for k, v in params.items()}
     round_seconds, train_n = [], {}
+    active = list(plan.nodes)
     for round_number in range(1, plan.params.rounds + 1):
         started = time.perf_counter()
-        replies = await _stage(plan, broker, "fit", round_number, {**params, **extra}, shapes, on_event)
-        train_n = {node: r.metrics["n"] for node, r in replies.items()}
-        total_weight = sum(train_n.values())
-        summed = sum_params([r.arrays for r in replies.values()])
+        if plan.secure:
+            async def stage(kind, nodes, payloads, arrays, quorum, r=round_number):
+                return await _stage(plan, broker, kind, r, {**arrays, **extra} if arrays else {}, {}, on_event,
+                                    nodes=nodes, payloads=payloads, quorum=quorum)
+            flat, total_weight, active = await secure_sum(stage, active, round_number, params, list(shapes))
+            summed = _unflatten(flat, shapes)
+            train_n = {"secure sum": total_weight}
+        else:
+            replies = await _stage(plan, broker, "fit", round_number, {**params, **extra}, shapes, on_event)
+            train_n = {node: r.metrics["n"] for node, r in replies.items()}
+            total_weight = sum(train_n.values())
+            summed = sum_params([r.arrays for r in replies.values()])
         params = strategy.aggregate_fit(params, summed, total_weight)
         round_seconds.append(time.perf_counter() - started)
         on_event("round", round=round_number, rounds=plan.params.rounds, seconds=round_seconds[-1])
-    replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event)
+    replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event,
+                           nodes=active)
     metrics = {node: reply.metrics for node, reply in replies.items()}
     return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
                       train_n=train_n)
+
+
+def _unflatten(flat: np.ndarray, shapes: Shapes) -> Params:
+    out, start = {}, 0
+    for key, shape in sorted(shapes.items()):  # nodes flatten their update in sorted key order
+        size = int(np.prod(shape))
+        out[key] = flat[start:start + size].reshape(shape)
+        start += size
+    return out
 
 
 def _check_connected(plan: RunPlan, broker: Broker) -> None:
@@ -106,42 +128,54 @@ def _check_connected(plan: RunPlan, broker: Broker) -> None:
 
 async def _stage(
     plan: RunPlan, broker: Broker, kind: str, round_number: int,
-    arrays: dict[str, np.ndarray], expected: Shapes, on_event: OnEvent,
+    arrays: dict[str, np.ndarray], expected: Shapes, on_event: OnEvent, *,
+    nodes: list[str] | None = None, payloads: dict[str, dict] | None = None, quorum: int | None = None,
 ) -> dict[str, Reply]:
-    """Send one task to every node, wait for all replies, validate them."""
+    """Send one task to every node, wait for the replies, validate them.
+
+    Without ``quorum`` every node must answer in time; with it, the stage goes on with the nodes that
+    answered if they are at least ``quorum`` (secure aggregation tolerates dropouts).
+    """
     seal = plan.seal or (lambda task: task)
+    packed = pack(arrays)
     tasks = {
         node: seal(Task(
             task_id=uuid.uuid4().hex, run_id=plan.run_id, project=plan.project, round=round_number, kind=kind,
-            algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=pack(arrays), approval=plan.approval,
+            algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=packed, approval=plan.approval,
+            payload=(payloads or {}).get(node, {}),
         ))
-        for node in plan.nodes
+        for node in (plan.nodes if nodes is None else nodes)
     }
     futures = {node: broker.submit(node, task) for node, task in tasks.items()}
     await asyncio.wait(futures.values(), timeout=plan.round_timeout)
     late = [node for node, future in futures.items() if not future.done()]
     if late:
         broker.cancel([tasks[node].task_id for node in late])
-        raise RunFailed(
-            f"Run {plan.run_id}, {kind} of round {round_number}: no reply from node(s) {', '.join(late)} "
-            f"within {plan.round_timeout:g} s. Check that they are running and can reach the desk."
-        )
+        if quorum is None or len(tasks) - len(late) < quorum:
+            needed = "" if quorum is None else f"; {len(tasks) - len(late)} of {len(tasks)} answered, {quorum} needed"
+            raise RunFailed(
+                f"Run {plan.run_id}, {kind} of round {round_number}: no reply from node(s) {', '.join(late)} "
+                f"within {plan.round_timeout:g} s{needed}. Check that they are running and can reach the desk; "
+                "nothing of this round was applied."
+            )
     replies = {}
     for node, future in futures.items():
+        if node in late:
+            continue
         result: TaskResult = future.result()
-        reason = _problem(result, expected)
+        reason = _problem(result, expected, need_n=kind in ("moments", "evaluate") or (kind == "fit" and not quorum))
         on_event("result", node=node, task=tasks[node], result=result, rejected=reason)
         if reason:
             raise RunFailed(f"Run {plan.run_id}, {kind} of round {round_number}: node {node} {reason}")
-        replies[node] = Reply(arrays=unpack(result.arrays), metrics=dict(result.metrics))
+        replies[node] = Reply(arrays=unpack(result.arrays), metrics=dict(result.metrics), payload=dict(result.payload))
     return replies
 
 
-def _problem(result: TaskResult, expected: Shapes) -> str | None:
+def _problem(result: TaskResult, expected: Shapes, *, need_n: bool = True) -> str | None:
     """Why a reply cannot be aggregated, or None if it can."""
     if not result.ok:
         return f"refused the task: {result.error}"
-    if "n" not in result.metrics or not result.metrics["n"] > 0:
+    if need_n and ("n" not in result.metrics or not result.metrics["n"] > 0):
         return "sent no positive sample count 'n'."
     if expected and set(result.arrays) != set(expected):
         return f"sent arrays {sorted(result.arrays)}, expected {sorted(expected)}."

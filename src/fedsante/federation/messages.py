@@ -7,7 +7,7 @@ run (id, version and code hash), its parameters and the arrays it needs (the glo
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,7 +16,7 @@ from fedsante.federation.approval import AlgorithmRef, SignedApproval
 
 __all__ = ["AlgorithmRef", "ArrayPayload", "Task", "TaskResult", "pack", "unpack"]
 PROTOCOL_VERSION = 1
-TaskKind = Literal["moments", "fit", "evaluate"]
+TaskKind = Literal["moments", "fit", "evaluate", "secagg_keys", "secagg_shares", "secagg_unmask"]
 Scalar = float | int | str | bool
 
 
@@ -63,6 +63,7 @@ class Task(_Message):
     algorithm: AlgorithmRef
     params: dict[str, Scalar] = {}
     arrays: dict[str, ArrayPayload] = {}
+    payload: dict[str, Any] = {}  # secure-aggregation messages (see federation/secure.py)
     approval: SignedApproval | None = None
     desk_key_id: str = ""
     desk_signature: str = ""
@@ -82,6 +83,7 @@ class TaskResult(_Message):
     error: str | None = None
     arrays: dict[str, ArrayPayload] = {}
     metrics: dict[str, float | None] = {}
+    payload: dict[str, Any] = {}
     audit_seq: int | None = None
     audit_head: str = ""
     signature: str = ""

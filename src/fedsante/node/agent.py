@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit import AuditLog
 from fedsante.data.heart import HospitalTable
-from fedsante.errors import ConfigError, FedsanteError
+from fedsante.errors import ConfigError, FedsanteError, Forbidden
 from fedsante.federation.approval import AlgorithmRef
 from fedsante.federation.auth import sign_request
 from fedsante.federation.catalogue import CATALOGUE
@@ -22,6 +22,7 @@ from fedsante.federation.messages import Task, TaskResult, pack, unpack
 from fedsante.node.executor import execute
 from fedsante.node.guard import approval_problems, task_problem
 from fedsante.node.outputs import release_outputs
+from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
 
 log = logging.getLogger("fedsante.node")
@@ -62,6 +63,9 @@ class NodeGuard:
                             now=now or datetime.now(UTC))
 
 
+    def requires_secure_aggregation(self) -> bool:
+        return load_policy(self.policy_path).require_secure_aggregation
+
     def k_min(self, task: Task) -> int:
         """The strictest minimum cell size that applies: the approval's or this node's floor."""
         return max(task.approval.document.k_min, load_policy(self.policy_path).k_min_floor)
@@ -92,24 +96,26 @@ class NodeAgent:
         self.client = client
         self.guard = guard
         self.poll_seconds = poll_seconds
+        self.secure = SecureRounds(node_id)
 
     def handle(self, task: Task) -> TaskResult:
         """Check the task, compute it locally, log it in the node's chain, return the signed result."""
         error = self.guard.refusal(task)
-        arrays, metrics, suppressed = {}, {}, []
+        arrays, metrics, suppressed, payload = {}, {}, [], {}
         if error is None:
             try:
-                out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
-                                       node_id=self.node_id, round_number=task.round)
-                out, metrics, suppressed = release_outputs(
-                    task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
-                    n_test=len(self.table.part("test")[1]), n_total=len(self.table.y),
-                    k_min=self.guard.k_min(task), group=self.node_id)
-                arrays = pack(out)
+                if task.kind.startswith("secagg_") or (task.kind == "fit" and "forwarded" in task.payload):
+                    payload = self.secure.handle(task, lambda: self._update(task))
+                else:
+                    if task.kind == "fit" and self.guard.requires_secure_aggregation():
+                        raise Forbidden("this node sends model updates only under secure aggregation "
+                                        "(policy require_secure_aggregation = true)")
+                    out, metrics, suppressed = self._compute(task)
+                    arrays = pack(out)
             except (FedsanteError, ValueError) as exc:
                 error = str(exc)
-        result = TaskResult(task_id=task.task_id, run_id=task.run_id, node_id=self.node_id,
-                            ok=error is None, error=error, arrays=arrays, metrics=metrics)
+        result = TaskResult(task_id=task.task_id, run_id=task.run_id, node_id=self.node_id, ok=error is None,
+                            error=error, arrays=arrays, metrics=metrics, payload=payload)
         details = {"task_id": task.task_id, "project": task.project, "kind": task.kind, "round": task.round,
                    "approval_id": task.approval.document.approval_id if task.approval else None,
                    "result_sha256": sha256_hex(canonical_json(result.signed_content()))}
@@ -122,6 +128,18 @@ class NodeAgent:
         result = result.model_copy(update={"audit_seq": entry.seq, "audit_head": entry.hash})
         signature = sign(self.key, canonical_json(result.signed_content()))
         return result.model_copy(update={"signature": signature})
+
+    def _compute(self, task: Task) -> tuple[dict, dict, list[str]]:
+        """Run the task on the local table and pass its outputs through disclosure control."""
+        out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
+                               node_id=self.node_id, round_number=task.round)
+        return release_outputs(task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
+                               n_test=len(self.table.part("test")[1]), n_total=len(self.table.y),
+                               k_min=self.guard.k_min(task), group=self.node_id)
+
+    def _update(self, task: Task) -> tuple[dict, float]:
+        out, metrics, _ = self._compute(task)
+        return out, float(metrics["n"])
 
     async def poll_once(self) -> bool:
         """One long-poll; handles the task if one came. Returns True when a task was handled."""

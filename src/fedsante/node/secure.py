@@ -1,0 +1,64 @@
+"""A node's side of secure aggregation: one SecAgg+ client per round, driven by the desk's stages."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from fedsante.errors import BadRequest, RunFailed
+from fedsante.federation.messages import Task
+from fedsante.federation.secure import from_wire, round_config, to_wire
+from fedsante.privacy.secagg import SecAggClient, SecAggConfig
+
+Update = Callable[[], tuple[dict[str, np.ndarray], float]]
+KEPT_ROUNDS = 8  # state of rounds that never finished is dropped after this many newer ones
+
+
+class SecureRounds:
+    """Holds each round's secrets at the node (they never leave it) and answers the four stages."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._clients: OrderedDict[tuple[str, int], SecAggClient] = OrderedDict()
+
+    def _client(self, task: Task) -> SecAggClient:
+        client = self._clients.get((task.run_id, task.round))
+        if client is None:
+            raise RunFailed(f"secure aggregation: no key exchange for run {task.run_id} round {task.round} at this "
+                            "node (the node restarted or the stage came out of order)")
+        return client
+
+    def handle(self, task: Task, update: Update) -> dict:
+        """The payload answering ``task``; ``update()`` computes the plain update and weight for ``fit``."""
+        data = {k: from_wire(v) for k, v in task.payload.items()}
+        if task.kind == "secagg_keys":
+            config = data.get("secagg")
+            if not isinstance(config, SecAggConfig):
+                raise BadRequest("secagg_keys task without its secure-aggregation settings")
+            client = SecAggClient(self.node_id, config)
+            self._clients[(task.run_id, task.round)] = client
+            while len(self._clients) > KEPT_ROUNDS:
+                self._clients.popitem(last=False)
+            return {"advert": to_wire(client.advertise_keys())}
+        client = self._client(task)
+        if task.kind == "secagg_shares":
+            return {"shares": to_wire(client.share_keys(data["roster"]))}
+        if task.kind == "fit":
+            arrays, n = update()
+            vector = np.concatenate([*(np.ravel(arrays[k]) for k in sorted(arrays)), [n]])
+            expected = round_config(client.config.n_clients, vector.size - 1)
+            if client.config != expected:
+                raise RunFailed("secure aggregation: the round's settings differ from this node's "
+                                f"({client.config} instead of {expected})")
+            limit = np.asarray(client.config.clip)
+            if np.any(np.abs(vector) > limit):
+                raise RunFailed("secure aggregation: the update exceeds the bounds of the field encoding; "
+                                "lower the learning rate or the number of local steps")
+            return {"masked": to_wire(client.masked_input(vector, data["forwarded"]))}
+        if task.kind == "secagg_unmask":
+            shares = client.unmask(data["request"])
+            self._clients.pop((task.run_id, task.round), None)
+            return {"unmask": to_wire(shares)}
+        raise BadRequest(f"Task kind {task.kind!r} is not a secure-aggregation stage.")
