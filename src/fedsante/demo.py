@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -86,8 +85,6 @@ def trail_table(trail: dict, run: dict, out_dir: Path) -> Table:
 def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     """Run the study across real processes, print the table, write results.json and report.html."""
     started = time.perf_counter()
-    for previous in ("desk", "nodes", "logs"):  # each demo starts from a fresh desk and fresh nodes
-        shutil.rmtree(out_dir / previous, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"Starting the desk and {len(HOSPITALS)} hospital nodes (logs in {out_dir / 'logs'}) ...")
     with Deployment(out_dir) as deployment:

@@ -7,6 +7,7 @@ starts is stopped on exit, even after an error or Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import subprocess
 import sys
@@ -137,7 +138,9 @@ class Deployment:
             time.sleep(0.05)
 
     def start(self) -> None:
-        """Start the desk, register the nodes, start them and wait until all are connected."""
+        """Start a fresh desk, register the nodes, start them and wait until all are connected."""
+        for previous in ("desk", "nodes", "logs"):  # a deployment never reuses an earlier one's state
+            shutil.rmtree(self.out_dir / previous, ignore_errors=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.start_desk()
         asyncio.run(self.register_nodes())

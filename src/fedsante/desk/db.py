@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -195,11 +195,17 @@ def migrate(engine: Engine) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        in_memory = url in ("sqlite://", "sqlite:///:memory:")
-        return create_engine(url, connect_args={"check_same_thread": False},
-                             poolclass=StaticPool if in_memory else None)
-    return create_engine(url)
+    if not url.startswith("sqlite"):
+        return create_engine(url)
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool if in_memory else None)
+    if not in_memory:
+        @event.listens_for(engine, "connect")
+        def _wal(connection, _record) -> None:  # readers never block the writer; commits without a full sync
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=10000")
+    return engine
 
 
 def make_sessionmaker(url: str) -> sessionmaker:

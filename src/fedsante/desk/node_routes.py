@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.db import Acceptance, Approval, Node, utcnow
-from fedsante.desk.runs import verify_result
+from fedsante.desk.runs import record_audit_head, verify_result
 from fedsante.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from fedsante.federation.approval import AcceptanceNotice
 from fedsante.federation.auth import NODE_HEADER, verify_request
@@ -64,11 +64,8 @@ async def post_result(request: Request) -> dict:
     if not verify_result(public_key, result):
         raise Unauthorized(f"Result of task {result.task_id!r} does not carry a valid signature of node {node_id!r}.")
     desk = request.app.state.desk
-    if result.audit_head:
-        with desk.sessions() as session:
-            node = session.get(Node, node_id)
-            node.audit_seq, node.audit_head, node.audit_reported_at = result.audit_seq, result.audit_head, utcnow()
-            session.commit()
+    if result.audit_head and not desk.runs.drives(result.run_id):
+        record_audit_head(desk, node_id, result)  # a run's results are recorded with the task (one commit)
     if not result.ok:
         desk.record(node_id, "task.refused", result.run_id, {"task_id": result.task_id, "reason": result.error})
     desk.broker.deliver(node_id, result)

@@ -37,6 +37,10 @@ class RunService:
         self.round_timeout = desk.settings.round_timeout_seconds
         self._tasks: dict[str, tuple[asyncio.Task, int]] = {}
 
+    def drives(self, run_id: str) -> bool:
+        """Whether this service is driving run ``run_id`` now (its results are recorded in ``_on_event``)."""
+        return run_id in self._tasks
+
     def active(self, project_id: int) -> bool:
         return any(pid == project_id for _, pid in self._tasks.values())
 
@@ -85,7 +89,7 @@ class RunService:
                                                            "nodes": nodes, "params": params.model_dump()})
         plan = RunPlan(run_id=run.id, nodes=tuple(nodes), algorithm=installed, params=params,
                        n_features=len(FEATURES), round_timeout=self.round_timeout, project=reference,
-                       approval=approval, seal=self._seal)
+                       approval=approval, seal=self._seal, secure=self.desk.settings.secure_aggregation)
         self._tasks[run.id] = (asyncio.get_running_loop().create_task(self._drive(plan)), project.id)
         return run
 
@@ -120,6 +124,8 @@ class RunService:
                     result_sha256=sha256_hex(canonical_json(result.signed_content())),
                     signature=result.signature,
                 ))
+                if result.audit_head:
+                    record_audit_head(self.desk, data["node"], result, session)
                 if data["rejected"]:
                     log.warning("run %s: rejected reply of node %s: %s", plan.run_id, data["node"], data["rejected"])
             session.commit()
@@ -137,6 +143,20 @@ class RunService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def record_audit_head(desk, node_id: str, result: TaskResult, session=None) -> None:
+    """Keep the head of the node's audit chain it reported with a signed result (published by the desk)."""
+    own = session is None
+    session = session or desk.sessions()
+    try:
+        node = session.get(Node, node_id)
+        node.audit_seq, node.audit_head, node.audit_reported_at = result.audit_seq, result.audit_head, utcnow()
+        if own:
+            session.commit()
+    finally:
+        if own:
+            session.close()
 
 
 def verify_result(public_key: str, result: TaskResult) -> bool:
@@ -165,4 +185,5 @@ def _serialise(outcome: RunOutcome) -> dict:
         "node_metrics": outcome.node_metrics,
         "train_n": outcome.train_n,
         "round_seconds": outcome.round_seconds,
+        "secure_setup_seconds": outcome.setup_seconds,
     }

@@ -19,6 +19,8 @@ class DeskSettings(BaseModel):
     node_grace_seconds: float = Field(2.0, gt=0, le=60, description="A node counts as connected this long after its last poll.")
     organisation: str = Field("Guichet IA régional", min_length=1, max_length=200,
                               description="Name of the desk's own organisation (owner of the bootstrap admin).")
+    secure_aggregation: bool = Field(True, description="FedAvg rounds by secure aggregation (nodes refuse plain "
+                                     "updates unless their operator's policy allows them).")
     release_reviewers: int = Field(2, ge=1, le=5,
                                    description="Reviewers who must release a run's outputs before the holder sees them.")
     audit_retention_days: int = Field(365, ge=180, le=3 * 366,

@@ -18,7 +18,7 @@ from fedsante.errors import RunFailed
 from fedsante.federation.broker import Broker
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.federation.secure import secure_sum
+from fedsante.federation.secure import secure_round, setup
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
@@ -49,6 +49,7 @@ class RunOutcome:
     node_metrics: dict[str, dict[str, float]]
     round_seconds: list[float] = field(default_factory=list)
     train_n: dict[str, float] = field(default_factory=dict)
+    setup_seconds: float = 0.0  # secure aggregation's one-off set-up of every round's keys and shares
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,21 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     strategy = FedAvg(server_lr=plan.params.server_lr)
     params = init_params(d)
     shapes = {k: v.shape for k, v in params.items()}
-    round_seconds, train_n = [], {}
+    round_seconds, train_n, setup_seconds = [], {}, 0.0
     active = list(plan.nodes)
-    for round_number in range(1, plan.params.rounds + 1):
+    rounds = list(range(1, plan.params.rounds + 1))
+    if plan.secure:
+        async def stage(kind, nodes, payloads, quorum, *, arrays=None, r=0):
+            return await _stage(plan, broker, kind, r, {**arrays, **extra} if arrays else {}, {}, on_event,
+                                nodes=nodes, payloads=payloads, quorum=quorum)
+        started = time.perf_counter()
+        secure, active = await setup(stage, active, rounds, sum(v.size for v in params.values()))
+        setup_seconds = time.perf_counter() - started
+    for round_number in rounds:
         started = time.perf_counter()
         if plan.secure:
-            async def stage(kind, nodes, payloads, arrays, quorum, r=round_number):
-                return await _stage(plan, broker, kind, r, {**arrays, **extra} if arrays else {}, {}, on_event,
-                                    nodes=nodes, payloads=payloads, quorum=quorum)
-            flat, total_weight, active = await secure_sum(stage, active, round_number, params, list(shapes))
+            flat, total_weight, active = await secure_round(
+                lambda *a, **k: stage(*a, **k, r=round_number), secure, round_number, active, params)
             summed = _unflatten(flat, shapes)
             train_n = {"secure sum": total_weight}
         else:
@@ -101,7 +108,7 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
                            nodes=active)
     metrics = {node: reply.metrics for node, reply in replies.items()}
     return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
-                      train_n=train_n)
+                      train_n=train_n, setup_seconds=setup_seconds)
 
 
 def _unflatten(flat: np.ndarray, shapes: Shapes) -> Params:

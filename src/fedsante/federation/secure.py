@@ -1,10 +1,10 @@
 """Secure aggregation carried by the federation protocol: wire format and the desk's four stages.
 
-A secure FedAvg round is four task stages: ``secagg_keys`` (each node advertises two X25519 keys),
-``secagg_shares`` (each node seals Shamir shares of its secrets for the others; the desk forwards the
-ciphertexts), ``fit`` (each node sends its masked update, with its weight ``n`` as the last
-coordinate) and ``secagg_unmask`` (survivors reveal what the desk needs to remove the masks from the
-*sum*). The desk never holds an individual update. The cryptography is in
+Once per run, two set-up stages prepare every round: ``secagg_keys`` (each node advertises two fresh
+X25519 keys per round) and ``secagg_shares`` (each node seals Shamir shares of each round's secrets
+for the others; the desk forwards the ciphertexts). Each round is then two stages: ``fit`` (each
+node sends its masked update, with its weight ``n`` as the last coordinate) and ``secagg_unmask``
+(survivors reveal what the desk needs to remove the masks from the *sum*). The desk never holds an individual update. The cryptography is in
 :mod:`fedsante.privacy.secagg`; this module only moves its messages.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
 
@@ -75,26 +75,47 @@ def round_config(n_nodes: int, n_params: int) -> SecAggConfig:
                         clip=(UPDATE_CLIP,) * n_params + (WEIGHT_CLIP,), bits=BITS)
 
 
-async def secure_sum(stage: Stage, nodes: list[str], round_number: int, model: dict[str, np.ndarray],
-                     names: list[str]) -> tuple[np.ndarray, float, list[str]]:
-    """Run the four stages; return the summed update (flattened in ``names`` order), total weight, survivors.
+@dataclass
+class SecureRun:
+    """The desk's secure-aggregation state for one run: one server (public material only) per round."""
 
-    ``stage(kind, nodes, payloads, arrays, quorum)`` sends one task per node and returns the replies
-    of the nodes that answered in time (raising if fewer than ``quorum``).
+    servers: dict[int, SecAggServer]
+    forwarded: dict[int, dict]
+
+
+async def setup(stage: Stage, nodes: list[str], rounds: list[int], n_params: int) -> tuple[SecureRun, list[str]]:
+    """Two stages for the whole run: fresh keys for every round, then their sealed shares.
+
+    Setting every round up in advance (SecAgg's offline phase) leaves two stages per round: the
+    masked update and the unmasking. Returns the state and the nodes that took part.
     """
-    n_params = sum(model[k].size for k in names)
     config = round_config(len(nodes), n_params)
-    server = SecAggServer(config)
-    replies = await stage("secagg_keys", nodes, {n: {"secagg": to_wire(config)} for n in nodes}, {}, config.threshold)
-    roster = server.collect_keys([from_wire(r.payload["advert"]) for r in replies.values()])
-    wired = to_wire(roster)
-    replies = await stage("secagg_shares", list(replies), {n: {"roster": wired} for n in replies}, {}, config.threshold)
-    forwarded = server.route_shares([from_wire(r.payload["shares"]) for r in replies.values()])
-    replies = await stage("fit", list(replies), {n: {"forwarded": to_wire(forwarded[n])} for n in replies}, model,
-                          config.threshold)
+    payload = {"secagg": to_wire(config), "rounds": rounds}
+    replies = await stage("secagg_keys", nodes, {n: payload for n in nodes}, config.threshold)
+    servers = {r: SecAggServer(config) for r in rounds}
+    rosters = {r: servers[r].collect_keys([from_wire(reply.payload["adverts"][str(r)]) for reply in replies.values()])
+               for r in rounds}
+    wired = {str(r): to_wire(roster) for r, roster in rosters.items()}
+    replies = await stage("secagg_shares", list(replies), {n: {"rosters": wired} for n in replies}, config.threshold)
+    forwarded = {r: servers[r].route_shares([from_wire(reply.payload["shares"][str(r)]) for reply in replies.values()])
+                 for r in rounds}
+    return SecureRun(servers, forwarded), sorted(replies)
+
+
+async def secure_round(stage: Stage, state: SecureRun, round_number: int, nodes: list[str],
+                       model: dict[str, np.ndarray]) -> tuple[np.ndarray, float, list[str]]:
+    """One round: masked updates, then unmasking of the sum. Returns the sum, total weight, survivors.
+
+    ``stage(kind, nodes, payloads, quorum, arrays=...)`` sends one task per node and returns the
+    replies of the nodes that answered in time (raising if fewer than ``quorum``).
+    """
+    server, forwarded = state.servers.pop(round_number), state.forwarded.pop(round_number)
+    threshold = server.config.threshold
+    nodes = [n for n in nodes if n in forwarded]
+    replies = await stage("fit", nodes, {n: {"forwarded": to_wire(forwarded[n])} for n in nodes}, threshold,
+                          arrays=model)
     masked = [from_wire(r.payload["masked"]) for r in replies.values()]
     request = to_wire(server.unmask_request(masked))
-    unmask = await stage("secagg_unmask", list(replies), {n: {"request": request} for n in replies}, {},
-                         config.threshold)
+    unmask = await stage("secagg_unmask", list(replies), {n: {"request": request} for n in replies}, threshold)
     total = server.aggregate(masked, [from_wire(r.payload["unmask"]) for r in unmask.values()])
     return total[:-1], float(round(total[-1])), sorted(replies)  # the weight is a sum of patient counts

@@ -31,24 +31,26 @@ BASE_URL = "http://desk.invalid"
 async def simulate_study(
     tables: dict[str, HospitalTable], params: dict, *,
     on_progress: Callable[[dict], None] | None = None, round_timeout: float = 30.0,
-    work_dir: Path | None = None,
+    work_dir: Path | None = None, secure: bool = True,
 ) -> dict:
     """Approve a project over one node per table at an in-memory desk, run it, return the run record.
 
     The project goes through the same governance as in a deployment (accounts, charter checks, two
     reviews, signed approval, acceptance at every node); keys, policies and audit chains are written
-    under ``work_dir`` (a temporary folder by default).
+    under ``work_dir`` (a temporary folder by default). ``secure=False`` runs plain FedAvg rounds (and
+    relaxes the simulated nodes' policies accordingly), for benchmarks that compare the two.
     """
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsante-sim-")))
-        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir))
+        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure)
 
 
 async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress, round_timeout: float,
-                    work_dir: Path) -> dict:
+                    work_dir: Path, secure: bool) -> dict:
     token = secrets.token_urlsafe(16)
-    settings = DeskSettings(data_dir=work_dir / "desk", database_url="sqlite://", round_timeout_seconds=round_timeout)
+    settings = DeskSettings(data_dir=work_dir / "desk", round_timeout_seconds=round_timeout,  # SQLite file: one connection per thread
+                            secure_aggregation=secure)
     app = create_app(settings, admin_token=token)
     transport = httpx.ASGITransport(app=app)
     agents, loops, cast = [], [], None
@@ -62,6 +64,8 @@ async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress,
                 public_key = init_node(cfg)
                 await desk.register_node(node_id, "Simulation", public_key)
                 await lifecycle.prepare_node(cfg, await desk.keys())
+                if not secure:  # only for comparisons: each operator would have to allow plain updates
+                    operator.update_policy(cfg, "secure-aggregation", required=False)
                 client = httpx.AsyncClient(base_url=BASE_URL, transport=transport)
                 agents.append(NodeAgent(node_id=node_id, table=table, key=load_key(cfg.key_path), client=client,
                                         guard=operator.guard(cfg), poll_seconds=5))

@@ -56,7 +56,7 @@ def init_policy(cfg: NodeConfig, *, epsilon_cap: float = DEFAULT_EPSILON_CAP) ->
 
 
 def update_policy(cfg: NodeConfig, change: str, **values: object) -> NodePolicy:
-    """Apply one change to the policy: 'trust', 'untrust', 'set-cap', 'k-min' or 'auto-accept'."""
+    """Apply one change: 'trust', 'untrust', 'set-cap', 'k-min', 'auto-accept' or 'secure-aggregation'."""
     policy = load_policy(cfg.policy_path)
     data = policy.model_dump()
     if change == "trust":
@@ -72,6 +72,8 @@ def update_policy(cfg: NodeConfig, change: str, **values: object) -> NodePolicy:
         data["datasets"][str(values["dataset"])] = {"epsilon_cap": values["epsilon_cap"]}
     elif change == "k-min":
         data["k_min_floor"] = values["k_min_floor"]
+    elif change == "secure-aggregation":
+        data["require_secure_aggregation"] = bool(values["required"])
     elif change == "auto-accept":
         data["auto_accept"] = {**data["auto_accept"], **values}
     else:

@@ -13,7 +13,8 @@ from fedsante.federation.secure import from_wire, round_config, to_wire
 from fedsante.privacy.secagg import SecAggClient, SecAggConfig
 
 Update = Callable[[], tuple[dict[str, np.ndarray], float]]
-KEPT_ROUNDS = 8  # state of rounds that never finished is dropped after this many newer ones
+MAX_ROUNDS = 1000  # as many as a run may have (LogRegParams.rounds)
+KEPT_ROUNDS = 2 * MAX_ROUNDS  # state of rounds that never finished is dropped after this many newer ones
 
 
 class SecureRounds:
@@ -33,18 +34,27 @@ class SecureRounds:
     def handle(self, task: Task, update: Update) -> dict:
         """The payload answering ``task``; ``update()`` computes the plain update and weight for ``fit``."""
         data = {k: from_wire(v) for k, v in task.payload.items()}
-        if task.kind == "secagg_keys":
-            config = data.get("secagg")
-            if not isinstance(config, SecAggConfig):
-                raise BadRequest("secagg_keys task without its secure-aggregation settings")
-            client = SecAggClient(self.node_id, config)
-            self._clients[(task.run_id, task.round)] = client
+        if task.kind == "secagg_keys":  # fresh keys for every round of the run, advertised at once
+            config, rounds = data.get("secagg"), data.get("rounds")
+            if not isinstance(config, SecAggConfig) or not isinstance(rounds, list) or len(rounds) > MAX_ROUNDS:
+                raise BadRequest("secagg_keys task without valid secure-aggregation settings and rounds")
+            adverts = {}
+            for number in rounds:
+                client = SecAggClient(self.node_id, config)
+                self._clients[(task.run_id, int(number))] = client
+                adverts[str(number)] = to_wire(client.advertise_keys())
             while len(self._clients) > KEPT_ROUNDS:
                 self._clients.popitem(last=False)
-            return {"advert": to_wire(client.advertise_keys())}
-        client = self._client(task)
+            return {"adverts": adverts}
         if task.kind == "secagg_shares":
-            return {"shares": to_wire(client.share_keys(data["roster"]))}
+            shares = {}
+            for number, roster in data["rosters"].items():
+                client = self._clients.get((task.run_id, int(number)))
+                if client is None:
+                    raise RunFailed(f"secure aggregation: no keys for run {task.run_id} round {number} at this node")
+                shares[number] = to_wire(client.share_keys(roster))
+            return {"shares": shares}
+        client = self._client(task)
         if task.kind == "fit":
             arrays, n = update()
             vector = np.concatenate([*(np.ravel(arrays[k]) for k in sorted(arrays)), [n]])

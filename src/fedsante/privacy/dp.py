@@ -1,0 +1,248 @@
+"""Differential privacy mechanisms for the logistic regression of fedsante (pure numpy, no I/O).
+
+Record-level DP at each node: two datasets are neighbours when one patient (one row) is added or
+removed. Each mechanism here is one *Gaussian* release whose noise is ``sigma * sensitivity`` with
+``sensitivity`` the L2 sensitivity of the released vector; the accountant
+(:mod:`fedsante.privacy.accountant`) turns ``sigma`` (and, for DP-SGD, the sampling rate and the number
+of steps) into ``(epsilon, delta)``.
+
+* :func:`dp_sgd`: DP-SGD (Abadi et al. 2016) with Poisson sampling at rate ``q``, per-example
+  L2 clipping at ``C`` and ``N(0, (sigma C)^2)`` noise on the summed clipped gradient, divided by the
+  expected batch size ``q n``. The L2 penalty is data-independent and is added outside the noisy part.
+* :func:`private_moments` and :func:`private_confusion`: the standardisation statistics and the
+  evaluation counts, released once each with :func:`gaussian_release`.
+* :func:`clip_update` and :func:`distributed_noise`: client-level DP-FedAvg (McMahan et al. 2018),
+  where each node clips its update and adds its share of the noise before secure aggregation.
+
+Every function takes its ``numpy.random.Generator``; none reads the global random state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedsante.learning.logistic import Params
+from fedsante.learning.scaling import Moments, Scaler
+
+__all__ = [
+    "DPSGDConfig", "clip_rows", "clip_update", "distributed_noise", "dp_sgd", "flatten", "gaussian_release",
+    "moments_sensitivity", "per_example_gradients", "private_confusion", "private_moments", "private_scaler",
+    "range_scaler", "unflatten",
+]
+
+
+def flatten(params: Params) -> np.ndarray:
+    """Parameters as one vector ``[coef..., intercept]`` (a copy)."""
+    return np.concatenate([np.asarray(params["coef"], dtype=float), np.asarray(params["intercept"], dtype=float)])
+
+
+def unflatten(vector: np.ndarray) -> Params:
+    """Inverse of :func:`flatten`."""
+    return {"coef": vector[:-1].copy(), "intercept": vector[-1:].copy()}
+
+
+def per_example_gradients(params: Params, X: np.ndarray, y: np.ndarray, l2: float = 0.0) -> np.ndarray:
+    """Gradient of each row's log loss, shape ``(n, d + 1)``, intercept last.
+
+    Row ``i`` is ``(p_i - y_i) [x_i, 1] + [l2 coef, 0]``, so the mean over rows is
+    :func:`fedsante.learning.logistic.gradient` (flattened).
+
+    >>> G = per_example_gradients({"coef": np.zeros(1), "intercept": np.zeros(1)}, np.array([[2.0]]), np.array([1.0]))
+    >>> G.tolist()
+    [[-1.0, -0.5]]
+    """
+    z = X @ params["coef"] + params["intercept"][0]
+    residual = 0.5 * (1.0 + np.tanh(0.5 * z)) - y
+    G = np.empty((X.shape[0], X.shape[1] + 1))
+    G[:, :-1] = residual[:, None] * X + l2 * params["coef"]
+    G[:, -1] = residual
+    return G
+
+
+def clip_rows(G: np.ndarray, max_norm: float) -> np.ndarray:
+    """Scale each row of ``G`` down to L2 norm at most ``max_norm`` (rows already inside are kept)."""
+    norms = np.linalg.norm(G, axis=1, keepdims=True)
+    return G * np.minimum(1.0, max_norm / np.maximum(norms, 1e-300))
+
+
+@dataclass(frozen=True)
+class DPSGDConfig:
+    """Settings of DP-SGD at one node for one round.
+
+    ``sampling_rate`` is the Poisson rate ``q`` (each row joins each batch independently with
+    probability ``q``; ``q = 1`` is full-batch noisy gradient descent), ``clip_norm`` is ``C`` and
+    ``noise_multiplier`` is ``sigma``. One round spends ``steps`` subsampled Gaussian mechanisms.
+    """
+
+    steps: int = 100
+    lr: float = 0.1
+    sampling_rate: float = 0.1
+    clip_norm: float = 1.0
+    noise_multiplier: float = 1.0
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"The 'steps' parameter of DPSGDConfig must be an int >= 1. Got {self.steps!r} instead.")
+        checks = {"lr": self.lr > 0, "sampling_rate": 0 < self.sampling_rate <= 1, "clip_norm": self.clip_norm > 0,
+                  "noise_multiplier": self.noise_multiplier >= 0, "l2": self.l2 >= 0}
+        for name, ok in checks.items():
+            if not ok or not math.isfinite(getattr(self, name)):
+                raise ValueError(
+                    f"The {name!r} parameter of DPSGDConfig is out of range: lr, clip_norm > 0; 0 < sampling_rate <= 1;"
+                    f" noise_multiplier, l2 >= 0. Got {getattr(self, name)!r} instead."
+                )
+
+
+def dp_sgd(params: Params, X: np.ndarray, y: np.ndarray, config: DPSGDConfig, rng: np.random.Generator,
+           *, n_public: float | None = None) -> Params:
+    """Run ``config.steps`` DP-SGD steps from ``params`` and return the new parameters.
+
+    Each step draws ``mask = rng.random(n) < q`` then ``rng.normal(size=d + 1)`` (always, even with
+    ``sigma = 0``, so runs are reproducible), and moves by ``lr`` times
+    ``(sum of clipped per-example gradients + sigma C N(0, I)) / (q n_public) + [l2 coef, 0]``.
+    ``n_public`` defaults to ``len(y)``: the row count is then treated as public, as in Opacus; pass
+    the count released by :func:`private_moments` to avoid that assumption (floored at ``1 / q``).
+    """
+    q, C = config.sampling_rate, config.clip_norm
+    n = len(y)
+    denominator = q * max(float(n if n_public is None else n_public), 1.0 / q)
+    theta = flatten(params)
+    d = X.shape[1]
+    for _ in range(config.steps):
+        mask = rng.random(n) < q
+        noise = rng.normal(size=d + 1) * (config.noise_multiplier * C)
+        current = unflatten(theta)
+        summed = clip_rows(per_example_gradients(current, X[mask], y[mask]), C).sum(axis=0)
+        step = (summed + noise) / denominator
+        step[:-1] += config.l2 * theta[:-1]
+        theta -= config.lr * step
+    return unflatten(theta)
+
+
+def clip_update(delta: Params, max_norm: float) -> Params:
+    """Scale a node's update (all keys together) down to L2 norm at most ``max_norm``.
+
+    >>> clip_update({"coef": np.array([6.0]), "intercept": np.array([8.0])}, 5.0)["coef"].tolist()
+    [3.0]
+    """
+    if not max_norm > 0:
+        raise ValueError(f"clip_update needs max_norm > 0. Got {max_norm!r} instead.")
+    norm = math.sqrt(sum(float(np.sum(np.square(v))) for v in delta.values()))
+    factor = min(1.0, max_norm / norm) if norm > 0 else 1.0
+    return {k: np.asarray(v, dtype=float) * factor for k, v in delta.items()}
+
+
+def distributed_noise(delta: Params, *, max_norm: float, noise_multiplier: float, n_clients: int,
+                      rng: np.random.Generator) -> Params:
+    """Client-level DP-FedAvg: clip ``delta`` and add this node's share of the Gaussian noise.
+
+    Each node adds ``N(0, (sigma C)^2 / n_clients)`` per coordinate, so the *sum* that secure
+    aggregation reveals carries ``N(0, (sigma C)^2)``: one Gaussian mechanism of multiplier ``sigma``
+    per round with respect to adding or removing one node's update. Set ``n_clients`` to the secure
+    aggregation threshold (the fewest nodes that can survive), because dropped nodes take their noise
+    with them. The guarantee is for the real-valued sum and relies on secure aggregation; the 32-bit
+    fixed-point rounding of :mod:`fedsante.privacy.quantize` is not covered by it.
+    """
+    if n_clients < 1 or noise_multiplier < 0:
+        raise ValueError(f"distributed_noise needs n_clients >= 1 and noise_multiplier >= 0. "
+                         f"Got {n_clients!r} and {noise_multiplier!r}.")
+    std = noise_multiplier * max_norm / math.sqrt(n_clients)
+    return {k: v + rng.normal(size=np.shape(v)) * std for k, v in clip_update(delta, max_norm).items()}
+
+
+def gaussian_release(values: np.ndarray, sensitivity: float, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Add ``N(0, (sigma * sensitivity)^2)`` to every entry of ``values``.
+
+    ``sensitivity`` is the L2 sensitivity of the whole vector: the largest L2 norm of the change one
+    patient can make to it. The release is the Gaussian mechanism with noise multiplier ``sigma``
+    (``GaussianDpEvent(sigma)`` for the accountant). Typical sensitivities, add/remove one patient:
+    a count changes by 1; a vector of disjoint counts (a confusion matrix, a histogram) by 1 in L2; a
+    sum of values clipped to ``[-b, b]`` by ``b``; a sum of squares by ``b^2``.
+    """
+    if not sensitivity > 0 or not sigma >= 0:
+        raise ValueError(f"gaussian_release needs sensitivity > 0 and sigma >= 0. Got {sensitivity!r}, {sigma!r}.")
+    values = np.asarray(values, dtype=float)
+    return values + rng.normal(size=values.shape) * (sigma * sensitivity)
+
+
+def moments_sensitivity(n_features: int) -> float:
+    """L2 sensitivity of the normalised moments vector of :func:`private_moments`: ``sqrt(1 + 2 d)``.
+
+    One patient adds 1 to the count, ``u_j`` in ``[-1, 1]`` to each normalised sum and ``u_j^2`` to each
+    normalised sum of squares, and ``u^2 + u^4 <= 2``.
+    """
+    return math.sqrt(1 + 2 * n_features)
+
+
+def private_moments(X: np.ndarray, lower: np.ndarray, upper: np.ndarray, sigma: float,
+                    rng: np.random.Generator) -> Moments:
+    """Noisy count, sums and sums of squares of ``X`` (one Gaussian release, multiplier ``sigma``).
+
+    Features are clipped to the public bounds ``[lower, upper]`` and normalised to
+    ``u = (x - centre) / half_range`` in ``[-1, 1]``; the vector ``(n, sum u, sum u^2)`` is released with
+    :func:`gaussian_release` at sensitivity :func:`moments_sensitivity`, then mapped back to the
+    original units (post-processing, with the count rounded to an integer that may be <= 0). Combine
+    the parts of every node with :func:`private_scaler`, which tolerates such counts and negative
+    variances.
+    """
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    if lower.shape != (X.shape[1],) or upper.shape != lower.shape or not np.all(upper > lower):
+        raise ValueError(f"private_moments needs one bound per feature ({X.shape[1]}) with upper > lower. "
+                         f"Got lower={lower.tolist()}, upper={upper.tolist()}.")
+    centre, half = (upper + lower) / 2, (upper - lower) / 2
+    u = (np.clip(X, lower, upper) - centre) / half
+    d = X.shape[1]
+    raw = np.concatenate([[float(X.shape[0])], u.sum(axis=0), (u * u).sum(axis=0)])
+    noisy = gaussian_release(raw, moments_sensitivity(d), sigma, rng)
+    n, s1, s2 = int(round(noisy[0])), noisy[1:d + 1] * half, noisy[d + 1:] * half * half
+    return Moments(n=n, total=s1 + n * centre, total_sq=s2 + 2 * centre * s1 + n * centre * centre)
+
+
+def private_scaler(parts: Sequence[Moments], lower: np.ndarray, upper: np.ndarray, *,
+                   min_scale: float = 0.1) -> Scaler:
+    """Global standardisation from noisy moments, kept sane by public bounds (post-processing only).
+
+    The count is floored at 2, the mean clipped to ``[lower, upper]`` and the standard deviation to
+    ``[min_scale * half_range, half_range]`` (no variable in a range has a larger one).
+
+    >>> m = Moments(n=4, total=np.array([2.0]), total_sq=np.array([2.0]))
+    >>> s = private_scaler([m], np.array([0.0]), np.array([1.0]))
+    >>> s.mean.tolist(), round(float(s.scale[0]), 3)
+    ([0.5], 0.5)
+    """
+    if not parts:
+        raise ValueError("private_scaler needs the moments of at least one node. Got none.")
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    half = (upper - lower) / 2
+    n = max(float(sum(p.n for p in parts)), 2.0)
+    total = np.sum([p.total for p in parts], axis=0)
+    total_sq = np.sum([p.total_sq for p in parts], axis=0)
+    mean = total / n
+    var = (total_sq - n * mean * mean) / (n - 1)
+    scale = np.clip(np.sqrt(np.maximum(var, 0.0)), min_scale * half, half)
+    return Scaler(mean=np.clip(mean, lower, upper), scale=scale)
+
+
+def range_scaler(lower: np.ndarray, upper: np.ndarray) -> Scaler:
+    """Standardisation from public bounds alone (no release): maps ``[lower, upper]`` to ``[-1, 1]``."""
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    return Scaler(mean=(upper + lower) / 2, scale=(upper - lower) / 2)
+
+
+def private_confusion(y_true: np.ndarray, proba: np.ndarray, sigma: float, rng: np.random.Generator,
+                      *, threshold: float = 0.5) -> np.ndarray:
+    """Noisy ``[TP, FP, TN, FN]`` at ``threshold`` (one Gaussian release, L2 sensitivity 1).
+
+    One patient falls in exactly one cell, so adding or removing them changes one count by 1.
+    Accuracy, sensitivity and specificity follow by post-processing, e.g.
+    ``(TP + TN) / max(TP + FP + TN + FN, 1)`` clipped to ``[0, 1]``.
+    """
+    pred = np.asarray(proba) >= threshold
+    truth = np.asarray(y_true) == 1
+    counts = [np.sum(pred & truth), np.sum(pred & ~truth), np.sum(~pred & ~truth), np.sum(~pred & truth)]
+    return gaussian_release(np.array(counts, dtype=float), 1.0, sigma, rng)
