@@ -45,6 +45,7 @@ class NodeGuard:
     acceptances: Acceptances
     audit: AuditLog
     seen: set[str] = field(default_factory=set)
+    policy: NodePolicy | None = None  # as read by the last call to refusal()
 
     def refusal(self, task: Task, now: datetime | None = None) -> str | None:
         """Why ``task`` must not run here (policy and acceptances are re-read, so edits apply at once)."""
@@ -52,7 +53,7 @@ class NodeGuard:
             return f"task {task.task_id} was already received once (a replayed task is never run twice)"
         self.seen.add(task.task_id)
         try:
-            policy = load_policy(self.policy_path)
+            policy = self.policy = load_policy(self.policy_path)  # read once per task, used below too
             acceptances = self.acceptances.all()
         except ConfigError as exc:
             return exc.message
@@ -64,11 +65,11 @@ class NodeGuard:
 
 
     def requires_secure_aggregation(self) -> bool:
-        return load_policy(self.policy_path).require_secure_aggregation
+        return self.policy.require_secure_aggregation
 
     def k_min(self, task: Task) -> int:
         """The strictest minimum cell size that applies: the approval's or this node's floor."""
-        return max(task.approval.document.k_min, load_policy(self.policy_path).k_min_floor)
+        return max(task.approval.document.k_min, self.policy.k_min_floor)
 
     def _auto_accept(self, task: Task, policy: NodePolicy, now: datetime) -> dict | None:
         """Accept an approval by policy when it lies within the operator's auto-accept limits."""
