@@ -39,7 +39,7 @@ def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path
     assert results["mean_accuracy"]["federated"] >= 0.78
     assert set(results["models"]) == {"federated", "local cleveland", "local hungarian", "local switzerland",
                                       "local va", "pooled"}
-    assert results["signed_results"] == 4 * (1 + 2 + 15 * 2 + 1)  # moments, secure set-up, 15 rounds of 2 stages, evaluation
+    assert results["signed_results"] == 4 * (2 + 2 + 15 * 2 + 1)  # set-up, moments, 15 rounds (2 stages each), evaluation
     assert "federated" in done.stdout and "pooled" in done.stdout
     assert "<table>" in (tmp_path / "demo" / "report.html").read_text()
     with pytest.raises(httpx.TransportError):  # the desk process is gone

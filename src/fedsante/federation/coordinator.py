@@ -18,7 +18,7 @@ from fedsante.errors import RunFailed
 from fedsante.federation.broker import Broker
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.federation.secure import secure_round, setup
+from fedsante.federation.secure import moments_config, round_config, secure_round, setup
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
@@ -69,32 +69,41 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     d = plan.n_features
     extra: dict[str, np.ndarray] = {}
     scaler = None
-    if plan.params.scaling == "global":
-        replies = await _stage(plan, broker, "moments", 0, {}, {"n": (1,), "total": (d,), "total_sq": (d,)}, on_event)
-        scaler = combine([
-            Moments(n=int(r.arrays["n"][0]), total=r.arrays["total"], total_sq=r.arrays["total_sq"])
-            for r in replies.values()
-        ])
-        extra = {"mean": scaler.mean, "scale": scaler.scale}
     strategy = FedAvg(server_lr=plan.params.server_lr)
     params = init_params(d)
     shapes = {k: v.shape for k, v in params.items()}
     round_seconds, train_n, setup_seconds = [], {}, 0.0
     active = list(plan.nodes)
     rounds = list(range(1, plan.params.rounds + 1))
+    global_scaling = plan.params.scaling == "global"
     if plan.secure:
         async def stage(kind, nodes, payloads, quorum, *, arrays=None, r=0):
             return await _stage(plan, broker, kind, r, {**arrays, **extra} if arrays else {}, {}, on_event,
                                 nodes=nodes, payloads=payloads, quorum=quorum)
+        configs = {r: round_config(len(active), sum(v.size for v in params.values())) for r in rounds}
+        if global_scaling:
+            configs[0] = moments_config(len(active), d)
         started = time.perf_counter()
-        secure, active = await setup(stage, active, rounds, sum(v.size for v in params.values()))
+        secure, active = await setup(stage, active, configs)
         setup_seconds = time.perf_counter() - started
+    if global_scaling and plan.secure:  # the desk learns only the sums over hospitals
+        summed, active = await secure_round(stage, secure, 0, active, {}, kind="moments")
+        scaler = combine([Moments(n=int(round(summed[0])), total=summed[1:1 + d], total_sq=summed[1 + d:])])
+    elif global_scaling:
+        replies = await _stage(plan, broker, "moments", 0, {}, {"n": (1,), "total": (d,), "total_sq": (d,)}, on_event)
+        scaler = combine([
+            Moments(n=int(r.arrays["n"][0]), total=r.arrays["total"], total_sq=r.arrays["total_sq"])
+            for r in replies.values()
+        ])
+    if scaler is not None:
+        extra = {"mean": scaler.mean, "scale": scaler.scale}
     for round_number in rounds:
         started = time.perf_counter()
         if plan.secure:
-            flat, total_weight, active = await secure_round(
+            total, active = await secure_round(
                 lambda *a, **k: stage(*a, **k, r=round_number), secure, round_number, active, params)
-            summed = _unflatten(flat, shapes)
+            summed = _unflatten(total[:-1], shapes)
+            total_weight = float(round(total[-1]))  # a sum of patient counts
             train_n = {"secure sum": total_weight}
         else:
             replies = await _stage(plan, broker, "fit", round_number, {**params, **extra}, shapes, on_event)
@@ -170,7 +179,7 @@ async def _stage(
         if node in late:
             continue
         result: TaskResult = future.result()
-        reason = _problem(result, expected, need_n=kind in ("moments", "evaluate") or (kind == "fit" and not quorum))
+        reason = _problem(result, expected, need_n=kind == "evaluate" or (kind in ("moments", "fit") and not quorum))
         on_event("result", node=node, task=tasks[node], result=result, rejected=reason)
         if reason:
             raise RunFailed(f"Run {plan.run_id}, {kind} of round {round_number}: node {node} {reason}")

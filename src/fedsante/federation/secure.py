@@ -1,6 +1,6 @@
 """Secure aggregation carried by the federation protocol: wire format and the desk's four stages.
 
-Once per run, two set-up stages prepare every round: ``secagg_keys`` (each node advertises two fresh
+Once per run, two set-up stages prepare every round (round 0 is the standardisation statistics): ``secagg_keys`` (each node advertises two fresh
 X25519 keys per round) and ``secagg_shares`` (each node seals Shamir shares of each round's secrets
 for the others; the desk forwards the ciphertexts). Each round is then two stages: ``fit`` (each
 node sends its masked update, with its weight ``n`` as the last coordinate) and ``secagg_unmask``
@@ -22,6 +22,8 @@ from fedsante.privacy.secagg import SecAggConfig, SecAggServer
 BITS = 53  # every residue and every sum is exact in float64
 UPDATE_CLIP = 1e5  # |n * (local - global)| per coordinate; a node refuses an update beyond it
 WEIGHT_CLIP = 1e7  # the node's number of training patients
+SUM_CLIP = 1e9  # |sum| of a raw clinical variable over a node's patients (e.g. 100,000 x 10,000)
+SQUARES_CLIP = 1e11  # its sum of squares (e.g. 100,000 patients x 600 mg/dl squared, with margin)
 TYPES = {cls.__name__: cls for cls in (secagg.SecAggConfig, secagg.KeyAdvert, secagg.Roster, secagg.ShareKeys,
                                        secagg.ForwardedShares, secagg.MaskedInput, secagg.UnmaskRequest,
                                        secagg.UnmaskShares)}
@@ -70,9 +72,20 @@ def from_wire(value):
 
 
 def round_config(n_nodes: int, n_params: int) -> SecAggConfig:
-    """The round's settings: every node masks with every other; a majority of them must stay."""
+    """A FedAvg round: the update then the weight ``n``; every node masks with every other; a majority must stay."""
     return SecAggConfig(n_clients=n_nodes, threshold=n_nodes // 2 + 1, vector_length=n_params + 1,
                         clip=(UPDATE_CLIP,) * n_params + (WEIGHT_CLIP,), bits=BITS)
+
+
+def moments_config(n_nodes: int, n_features: int) -> SecAggConfig:
+    """Round 0, the standardisation statistics: ``n``, then the sums, then the sums of squares."""
+    return SecAggConfig(n_clients=n_nodes, threshold=n_nodes // 2 + 1, vector_length=1 + 2 * n_features,
+                        clip=(WEIGHT_CLIP,) + (SUM_CLIP,) * n_features + (SQUARES_CLIP,) * n_features, bits=BITS)
+
+
+def expected_config(kind: str, n_nodes: int, length: int) -> SecAggConfig:
+    """The settings a node expects for a vector of ``length`` values of task ``kind``."""
+    return moments_config(n_nodes, (length - 1) // 2) if kind == "moments" else round_config(n_nodes, length - 1)
 
 
 @dataclass
@@ -83,28 +96,30 @@ class SecureRun:
     forwarded: dict[int, dict]
 
 
-async def setup(stage: Stage, nodes: list[str], rounds: list[int], n_params: int) -> tuple[SecureRun, list[str]]:
+async def setup(stage: Stage, nodes: list[str], configs: dict[int, SecAggConfig]) -> tuple[SecureRun, list[str]]:
     """Two stages for the whole run: fresh keys for every round, then their sealed shares.
 
     Setting every round up in advance (SecAgg's offline phase) leaves two stages per round: the
-    masked update and the unmasking. Returns the state and the nodes that took part.
+    masked vector and the unmasking. ``configs`` maps each round (0: the standardisation statistics)
+    to its settings. Returns the state and the nodes that took part.
     """
-    config = round_config(len(nodes), n_params)
-    payload = {"secagg": to_wire(config), "rounds": rounds}
-    replies = await stage("secagg_keys", nodes, {n: payload for n in nodes}, config.threshold)
-    servers = {r: SecAggServer(config) for r in rounds}
+    rounds = sorted(configs)
+    threshold = configs[rounds[0]].threshold
+    payload = {"secagg": {str(r): to_wire(c) for r, c in configs.items()}, "rounds": rounds}
+    replies = await stage("secagg_keys", nodes, {n: payload for n in nodes}, threshold)
+    servers = {r: SecAggServer(configs[r]) for r in rounds}
     rosters = {r: servers[r].collect_keys([from_wire(reply.payload["adverts"][str(r)]) for reply in replies.values()])
                for r in rounds}
     wired = {str(r): to_wire(roster) for r, roster in rosters.items()}
-    replies = await stage("secagg_shares", list(replies), {n: {"rosters": wired} for n in replies}, config.threshold)
+    replies = await stage("secagg_shares", list(replies), {n: {"rosters": wired} for n in replies}, threshold)
     forwarded = {r: servers[r].route_shares([from_wire(reply.payload["shares"][str(r)]) for reply in replies.values()])
                  for r in rounds}
     return SecureRun(servers, forwarded), sorted(replies)
 
 
 async def secure_round(stage: Stage, state: SecureRun, round_number: int, nodes: list[str],
-                       model: dict[str, np.ndarray]) -> tuple[np.ndarray, float, list[str]]:
-    """One round: masked updates, then unmasking of the sum. Returns the sum, total weight, survivors.
+                       model: dict[str, np.ndarray], kind: str = "fit") -> tuple[np.ndarray, list[str]]:
+    """One round: masked vectors, then unmasking of their sum. Returns the sum and the survivors.
 
     ``stage(kind, nodes, payloads, quorum, arrays=...)`` sends one task per node and returns the
     replies of the nodes that answered in time (raising if fewer than ``quorum``).
@@ -112,10 +127,9 @@ async def secure_round(stage: Stage, state: SecureRun, round_number: int, nodes:
     server, forwarded = state.servers.pop(round_number), state.forwarded.pop(round_number)
     threshold = server.config.threshold
     nodes = [n for n in nodes if n in forwarded]
-    replies = await stage("fit", nodes, {n: {"forwarded": to_wire(forwarded[n])} for n in nodes}, threshold,
+    replies = await stage(kind, nodes, {n: {"forwarded": to_wire(forwarded[n])} for n in nodes}, threshold,
                           arrays=model)
     masked = [from_wire(r.payload["masked"]) for r in replies.values()]
     request = to_wire(server.unmask_request(masked))
     unmask = await stage("secagg_unmask", list(replies), {n: {"request": request} for n in replies}, threshold)
-    total = server.aggregate(masked, [from_wire(r.payload["unmask"]) for r in unmask.values()])
-    return total[:-1], float(round(total[-1])), sorted(replies)  # the weight is a sum of patient counts
+    return server.aggregate(masked, [from_wire(r.payload["unmask"]) for r in unmask.values()]), sorted(replies)

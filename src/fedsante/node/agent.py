@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit import AuditLog
@@ -105,8 +106,8 @@ class NodeAgent:
         arrays, metrics, suppressed, payload = {}, {}, [], {}
         if error is None:
             try:
-                if task.kind.startswith("secagg_") or (task.kind == "fit" and "forwarded" in task.payload):
-                    payload = self.secure.handle(task, lambda: self._update(task))
+                if task.kind.startswith("secagg_") or "forwarded" in task.payload:
+                    payload = self.secure.handle(task, lambda: self._vector(task))
                 else:
                     if task.kind == "fit" and self.guard.requires_secure_aggregation():
                         raise Forbidden("this node sends model updates only under secure aggregation "
@@ -138,9 +139,12 @@ class NodeAgent:
                                n_test=len(self.table.part("test")[1]), n_total=len(self.table.y),
                                k_min=self.guard.k_min(task), group=self.node_id)
 
-    def _update(self, task: Task) -> tuple[dict, float]:
+    def _vector(self, task: Task) -> np.ndarray:
+        """What secure aggregation masks: moments as n, sums, sums of squares; an update then its weight n."""
         out, metrics, _ = self._compute(task)
-        return out, float(metrics["n"])
+        if task.kind == "moments":
+            return np.concatenate([out["n"], out["total"], out["total_sq"]])
+        return np.concatenate([*(np.ravel(out[k]) for k in sorted(out)), [float(metrics["n"])]])
 
     async def poll_once(self) -> bool:
         """One long-poll; handles the task if one came. Returns True when a task was handled."""

@@ -9,10 +9,10 @@ import numpy as np
 
 from fedsante.errors import BadRequest, RunFailed
 from fedsante.federation.messages import Task
-from fedsante.federation.secure import from_wire, round_config, to_wire
+from fedsante.federation.secure import expected_config, from_wire, to_wire
 from fedsante.privacy.secagg import SecAggClient, SecAggConfig
 
-Update = Callable[[], tuple[dict[str, np.ndarray], float]]
+Update = Callable[[], np.ndarray]
 MAX_ROUNDS = 1000  # as many as a run may have (LogRegParams.rounds)
 KEPT_ROUNDS = 2 * MAX_ROUNDS  # state of rounds that never finished is dropped after this many newer ones
 
@@ -32,15 +32,17 @@ class SecureRounds:
         return client
 
     def handle(self, task: Task, update: Update) -> dict:
-        """The payload answering ``task``; ``update()`` computes the plain update and weight for ``fit``."""
+        """The payload answering ``task``; ``update()`` computes the plain vector to mask (moments or fit)."""
         data = {k: from_wire(v) for k, v in task.payload.items()}
         if task.kind == "secagg_keys":  # fresh keys for every round of the run, advertised at once
-            config, rounds = data.get("secagg"), data.get("rounds")
-            if not isinstance(config, SecAggConfig) or not isinstance(rounds, list) or len(rounds) > MAX_ROUNDS:
-                raise BadRequest("secagg_keys task without valid secure-aggregation settings and rounds")
+            configs, rounds = data.get("secagg"), data.get("rounds")
+            if (not isinstance(rounds, list) or not isinstance(configs, dict) or len(rounds) > MAX_ROUNDS + 1
+                    or set(configs) != {str(r) for r in rounds}
+                    or not all(isinstance(c, SecAggConfig) for c in configs.values())):
+                raise BadRequest("secagg_keys task without valid secure-aggregation settings for each round")
             adverts = {}
             for number in rounds:
-                client = SecAggClient(self.node_id, config)
+                client = SecAggClient(self.node_id, configs[str(number)])
                 self._clients[(task.run_id, int(number))] = client
                 adverts[str(number)] = to_wire(client.advertise_keys())
             while len(self._clients) > KEPT_ROUNDS:
@@ -55,17 +57,16 @@ class SecureRounds:
                 shares[number] = to_wire(client.share_keys(roster))
             return {"shares": shares}
         client = self._client(task)
-        if task.kind == "fit":
-            arrays, n = update()
-            vector = np.concatenate([*(np.ravel(arrays[k]) for k in sorted(arrays)), [n]])
-            expected = round_config(client.config.n_clients, vector.size - 1)
+        if task.kind in ("moments", "fit"):
+            vector = np.asarray(update(), dtype=np.float64)
+            expected = expected_config(task.kind, client.config.n_clients, vector.size)
             if client.config != expected:
                 raise RunFailed("secure aggregation: the round's settings differ from this node's "
                                 f"({client.config} instead of {expected})")
             limit = np.asarray(client.config.clip)
             if np.any(np.abs(vector) > limit):
-                raise RunFailed("secure aggregation: the update exceeds the bounds of the field encoding; "
-                                "lower the learning rate or the number of local steps")
+                raise RunFailed(f"secure aggregation: the {task.kind} vector exceeds the bounds of the field "
+                                "encoding; lower the learning rate or the number of local steps")
             return {"masked": to_wire(client.masked_input(vector, data["forwarded"]))}
         if task.kind == "secagg_unmask":
             shares = client.unmask(data["request"])
