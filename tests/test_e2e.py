@@ -115,7 +115,7 @@ def test_nodes_dropping_out_beyond_the_threshold_fail_the_round_cleanly(tmp_path
     with Deployment(tmp_path, round_timeout=3) as deployment:
         run = _run_and_kill(deployment, ["hungarian", "va"], rounds=1000)
     assert run["status"] == "failed" and run["result"] is None
-    assert re.search(r"no reply from node\(s\) .* within 3 s; 2 of [34] answered, 3 needed.*nothing of this round "
+    assert re.search(r"no reply from node\(s\) .* within 3 s; [0-2] of [34] answered, 3 needed.*nothing of this round "
                      r"was applied|round failed: 2 of 4 nodes remain.*nothing was aggregated", run["error"]), run["error"]
 
 
