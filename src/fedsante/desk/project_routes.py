@@ -38,6 +38,18 @@ def _sessions(request: Request):
     return request.app.state.desk.sessions()
 
 
+def _act(request: Request, reference: str, who: Principal, action, *, owner: bool = True) -> dict:
+    """Load the project, check the caller may act on it, apply ``action``, commit, return the new view."""
+    desk = request.app.state.desk
+    with desk.sessions() as session:
+        project = lifecycle.get_project(session, reference)
+        if owner:
+            lifecycle.own(project, who)
+        action(desk, session, project)
+        session.commit()
+        return lifecycle.view(session, project)
+
+
 @router.post("", status_code=201)
 def create_project(spec: ProjectSpec, request: Request, who: Holder) -> dict:
     """Create a draft project owned by the caller's organisation."""
@@ -66,13 +78,8 @@ def get_project(reference: str, request: Request, _who: Anyone) -> dict:
 @router.put("/{reference}")
 def update_project(reference: str, spec: ProjectSpec, request: Request, who: Holder) -> dict:
     """Edit a draft, or a project whose reviewers asked for changes (this makes a new version)."""
-    desk = request.app.state.desk
-    with desk.sessions() as session:
-        project = lifecycle.get_project(session, reference)
-        lifecycle.own(project, who)
-        lifecycle.update(desk, session, project, spec, who)
-        session.commit()
-        return lifecycle.view(session, project)
+    return _act(request, reference, who, lambda desk, session, project: lifecycle.update(desk, session, project,
+                                                                                           spec, who))
 
 
 @router.get("/{reference}/checks")
@@ -91,13 +98,8 @@ def project_checks(reference: str, request: Request, _who: Anyone) -> dict:
 @router.post("/{reference}/submit")
 def submit_project(reference: str, body: ReasonIn, request: Request, who: Holder) -> dict:
     """Submit for review; refused with the failing checks if the charter's automatic checks fail."""
-    desk = request.app.state.desk
-    with desk.sessions() as session:
-        project = lifecycle.get_project(session, reference)
-        lifecycle.own(project, who)
-        lifecycle.submit(desk, session, project, who, body.reason)
-        session.commit()
-        return lifecycle.view(session, project)
+    return _act(request, reference, who, lambda desk, session, project: lifecycle.submit(desk, session, project,
+                                                                                           who, body.reason))
 
 
 @router.post("/{reference}/reviews", status_code=201)
@@ -154,11 +156,7 @@ def project_acceptances(reference: str, request: Request, _who: Anyone) -> list[
 
 
 def _transition(request: Request, reference: str, to: str, who: Principal, reason: str, *, owner: bool) -> dict:
-    desk = request.app.state.desk
-    with desk.sessions() as session:
-        project = lifecycle.get_project(session, reference)
-        if owner:
-            lifecycle.own(project, who)
+    def move(desk, session, project) -> None:
         if to == "completed" and desk.runs.active(project.id):
             raise Conflict(f"Project {reference} still has a run in progress; wait for it to end.")
         held = session.scalars(select(Run.id).where(Run.project_id == project.id, Run.status == "completed",
@@ -167,8 +165,8 @@ def _transition(request: Request, reference: str, to: str, who: Principal, reaso
             raise Conflict(f"Project {reference} has runs whose outputs are not released yet: {', '.join(held)}; "
                            "release each with 'fedsante run release'.")
         lifecycle.move(desk, session, project, to, who.name, reason)
-        session.commit()
-        return lifecycle.view(session, project)
+
+    return _act(request, reference, who, move, owner=owner)
 
 
 @router.post("/{reference}/complete")
