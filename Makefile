@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/fedsante bench heart --seeds 42 43 44 45 46
+	$(BIN)/fedsante bench heart --dp --repeats 5
 	$(BIN)/fedsante bench protocol --rounds 30
 
 clean:

@@ -29,6 +29,12 @@ def seal(task: Task, key: Ed25519PrivateKey) -> Task:
     return task.model_copy(update={"desk_signature": sign(key, canonical_json(task.signed_content()))})
 
 
+def calibrated(document: ApprovalDocument) -> dict:
+    """The approved parameters with the noise multipliers the desk would set for the approval's budget."""
+    params = LogRegParams.model_validate(document.parameters)
+    return params.within_budget(document.epsilon, document.delta).model_dump() if document.epsilon else params.model_dump()
+
+
 @dataclass
 class Governed:
     """A node ``node_id`` with dataset ``dataset``, a desk key it trusts and an accepted approval."""
@@ -52,7 +58,7 @@ class Governed:
         approval = approval or self.approval
         fields = {"task_id": uuid.uuid4().hex, "run_id": "run1", "project": project or approval.document.project_reference,
                   "round": 0, "kind": kind, "algorithm": approval.document.algorithm,
-                  "params": dict(approval.document.parameters), "approval": approval, **changes}
+                  "params": calibrated(approval.document), "approval": approval, **changes}
         return seal(Task(**fields), key or self.desk_key)
 
     @property
@@ -80,7 +86,7 @@ def make_governed(folder: Path, node_id: str = "va", dataset: str = "va", *, acc
         approval_id="RAIH-2026-0001-v1", project_reference="RAIH-2026-0001", project_version=1,
         title="Test project", purpose_category="research",
         datasets=[DatasetScope(node_id=node_id, dataset=dataset), DatasetScope(node_id="other", dataset="other")],
-        algorithm=get_algorithm("logreg").ref(), parameters=LogRegParams().model_dump(),
+        algorithm=get_algorithm("logreg").ref(), parameters=LogRegParams(scaling="global").model_dump(exclude_none=True),
         parameter_bounds={"rounds": (1, 30)}, epsilon=1.0, delta=1e-5, k_min=11,
         charter=CharterRef(id="grand-est", version="1.0", sha256="0" * 64), reviewers=["a", "b"],
         issued_at=iso(now), expires_at=iso(now + timedelta(days=30)), desk_key_id=key_id(desk_public),

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
-from conftest import seal, sign_approval
+from conftest import calibrated, seal, sign_approval
 from fedsante import lifecycle
 from fedsante.data.heart import load_hospital
 from fedsante.desk.app import create_app
@@ -26,7 +27,7 @@ from fedsante.desk.client import DeskClient
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.approval import DatasetScope, SignedApproval, iso
 from fedsante.federation.keys import load_key
-from fedsante.federation.messages import Task
+from fedsante.federation.messages import Task, pack
 from fedsante.node import operator
 from fedsante.node.agent import NodeAgent
 from fedsante.node.config import NodeConfig
@@ -50,8 +51,9 @@ class Harness:
     def task(self, *, approval: SignedApproval | None = None, **changes) -> Task:
         approval = approval or self.approval
         fields = {"task_id": uuid.uuid4().hex, "run_id": "crafted", "project": approval.document.project_reference,
-                  "round": 0, "kind": "moments", "algorithm": approval.document.algorithm,
-                  "params": dict(approval.document.parameters), "approval": approval, **changes}
+                  "round": 0, "kind": "evaluate", "algorithm": approval.document.algorithm,
+                  "arrays": pack({"coef": np.zeros(13), "intercept": np.zeros(1)}),
+                  "params": calibrated(approval.document), "approval": approval, **changes}
         return seal(Task(**fields), self.desk_key())
 
     async def send(self, task: Task):
@@ -115,7 +117,7 @@ CASES = {
                              "is not in the scope of approval"),
     "node not accepted": (lambda h: h.task(approval=h.resign(approval_id="RAIH-2026-0001-v7")),
                           "has not been accepted at this node"),
-    "parameter out of bounds": (lambda h: h.task(params={**h.approval.document.parameters, "rounds": 31}),
+    "parameter out of bounds": (lambda h: h.task(params={**calibrated(h.approval.document), "rounds": 31}),
                                 "rounds=31 is outside approval"),
 }
 

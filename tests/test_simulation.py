@@ -8,8 +8,9 @@ import pytest
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.federation.params import LogRegParams
 from fedsante.federation.simulation import simulate_study
-from fedsante.learning.logistic import init_params
-from fedsante.learning.scaling import Moments, combine
+from fedsante.learning.logistic import init_params, predict_proba
+from fedsante.learning.scaling import Moments, Scaler, combine
+from fedsante.reports.metrics import accuracy
 from fedsante.learning.strategy import FedAvg, sum_params
 from fedsante.node.executor import execute
 
@@ -21,7 +22,7 @@ def tables():
 
 def test_federated_run_equals_the_same_fedavg_computed_directly(tables) -> None:
     # Prepare
-    params = LogRegParams(rounds=3, seed=7)
+    params = LogRegParams(rounds=3, seed=7, privacy="none", scaling="global", l2=1.0)
     settings = params.model_dump()
 
     # Execute
@@ -47,16 +48,24 @@ def test_federated_run_equals_the_same_fedavg_computed_directly(tables) -> None:
     np.testing.assert_allclose(run["result"]["model"]["coef"], model["coef"], rtol=0, atol=1e-6)
 
 
-def test_default_federated_study_reaches_the_accuracy_floor(tables) -> None:
-    run = asyncio.run(simulate_study(tables, {"seed": 42}))
+def test_default_study_is_private_within_its_approval_and_reaches_the_accuracy_floor(tables) -> None:
+    run = asyncio.run(simulate_study(tables, {}))
 
-    accuracies = [m["accuracy"] for m in run["result"]["node_metrics"].values()]
-    assert np.mean(accuracies) >= 0.78
-    assert {m["n"] for m in run["result"]["node_metrics"].values()} == {104, 89, 16, 45}
+    result, privacy = run["result"], run["privacy"]
+    model = {k: np.array(v) for k, v in result["model"].items()}
+    scaler = Scaler(mean=np.array(result["scaler"]["mean"]), scale=np.array(result["scaler"]["scale"]))
+    exact = [accuracy(y, predict_proba(model, scaler.transform(np.clip(X, *t.bounds))))
+             for t in tables.values() for X, y in [t.part("test")]]
+    assert np.mean(exact) >= 0.76  # the target at epsilon = 1; measured 0.797 +- 0.012 over seeds
+    assert privacy["mechanism"] == "record" and 0.99 <= privacy["epsilon"] <= privacy["approved_epsilon"] == 1.0
+    metrics = result["node_metrics"]
+    assert {m["n"] for m in metrics.values()} == {104, 89, 16, 45}  # row counts are public; the rest is noised
+    assert all(m["noise_sd"] > 1 and 0 <= m["accuracy"] <= 1 for m in metrics.values())
+    assert all("membership_auc" in m or m["n"] < 30 for m in metrics.values())
 
 
 def test_flamby_protocol_uses_each_nodes_own_scaling(tables) -> None:
-    run = asyncio.run(simulate_study(tables, {"seed": 42, "scaling": "local", "rounds": 5}))
+    run = asyncio.run(simulate_study(tables, {"seed": 42, "scaling": "local", "rounds": 5, "privacy": "none"}))
 
     assert run["status"] == "completed"
     assert run["result"]["scaler"] is None
@@ -86,7 +95,7 @@ def test_the_desk_only_ever_receives_masked_statistics_and_updates(tables, monke
         return original(self, plan, kind, data)
 
     monkeypatch.setattr(RunService, "_on_event", spy)
-    run = asyncio.run(simulate_study(tables, {"seed": 1, "rounds": 2}))
+    run = asyncio.run(simulate_study(tables, {"rounds": 2, "scaling": "global"}))  # DP moments too
 
     assert run["status"] == "completed"
     masked = [result for kind, result in seen if kind in ("moments", "fit")]
@@ -97,3 +106,14 @@ def test_the_desk_only_ever_receives_masked_statistics_and_updates(tables, monke
     assert kinds.count("secagg_keys") == kinds.count("secagg_shares") == len(tables)  # set up once per run
     assert kinds.count("secagg_unmask") == 3 * len(tables)  # one unmasking per masked stage
     assert run["result"]["train_n"] == {"secure sum": sum(len(t.part("train")[1]) for t in tables.values())}
+
+
+def test_client_level_dp_fedavg_counts_each_hospital_once_and_spends_its_budget(tables) -> None:
+    run = asyncio.run(simulate_study(tables, {"privacy": "client", "rounds": 3}))
+
+    assert run["status"] == "completed"
+    assert run["params"]["noise_shares"] == 3  # the secure aggregation threshold of 4 nodes
+    assert run["result"]["train_n"] == {"secure sum": 4.0}  # each hospital weighs 1
+    privacy = run["privacy"]
+    assert privacy["mechanism"] == "client" and privacy["epsilon"] <= 1.0
+    assert [line["release"] for line in privacy["ledger"]][:2] == ["dp-fedavg", "evaluation"]

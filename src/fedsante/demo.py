@@ -8,23 +8,26 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fedsante.benchmarks.baselines import evaluate, evaluation_scalers, fit_local, fit_pooled
+from fedsante.benchmarks.heart import EXACT
 from fedsante import lifecycle
 from fedsante.audit import head_of, verify_file
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.federation.params import LogRegParams
 from fedsante.launcher import HOSPITAL_NAMES, Deployment
+from fedsante.learning.scaling import Scaler
 from fedsante.reports.study import write_report
 
 async def _run_study(deployment: Deployment, params: LogRegParams, console: Console) -> tuple[dict, list[dict], dict]:
     """The whole life of the demo project: review, approval, acceptance at every node, run."""
     territories = {h: HOSPITAL_NAMES[h][1] for h in deployment.hospitals}
     spec = lifecycle.example_spec(list(deployment.hospitals), territories)
-    spec = spec.model_copy(update={"parameters": params.model_dump(), "parameter_bounds": {}})
+    spec = spec.model_copy(update={"parameters": params.model_dump(exclude_none=True), "parameter_bounds": {}})
     reference, cast = await deployment.approve(spec)
     try:
         approval = await cast.holder.project(reference, "approval")
@@ -107,13 +110,17 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
 
 
 def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds: float, desk_url: str) -> dict:
-    """The study's results: federated metrics from the nodes, plus centralised comparison models."""
+    """The study's results: DP metrics from the nodes, the released model scored, and comparison models."""
     tables = {h: load_hospital(h) for h in HOSPITALS}
-    models = {"federated": run["result"]["node_metrics"]}
+    result = run["result"]
+    released = {k: np.array(v) for k, v in result["model"].items()}
+    scaler = Scaler(mean=np.array(result["scaler"]["mean"]), scale=np.array(result["scaler"]["scale"]))
+    models = {"federated": evaluate(released, tables, evaluation_scalers(tables, scaler, "global")),
+              "federated, DP at nodes": result["node_metrics"]}
     for name, table in tables.items():
-        local = fit_local(table, params, seed=params.seed)
+        local = fit_local(table, EXACT, seed=params.seed)
         models[f"local {name}"] = evaluate(local.params, tables, evaluation_scalers(tables, local, "global"))
-    pooled = fit_pooled(tables, params, seed=params.seed)
+    pooled = fit_pooled(tables, EXACT, seed=params.seed)
     models["pooled"] = evaluate(pooled.params, tables, evaluation_scalers(tables, pooled, "global"))
     return {
         "study": "Fed-Heart-Disease: heart disease diagnosis, 4 hospitals (UCI, CC BY 4.0)",
@@ -125,25 +132,26 @@ def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds
         "signed_results": sum(1 for t in tasks if t["signature"]),
         "timing": {"total_seconds": seconds, "round_seconds": run["result"]["round_seconds"],
                    "median_round_seconds": statistics.median(run["result"]["round_seconds"])},
-        "notes": ("Federated rows were computed by the nodes on their own test rows and passed their disclosure "
-                  "control: an AUC is withheld where one outcome class has fewer than k_min = 11 test patients "
-                  "(Switzerland: 1 without the disease, VA: 10). Local and pooled rows are "
-                  "centralised comparisons computed from the bundled public data, which a real deployment "
-                  "cannot do."),
+        "privacy": run.get("privacy"),
+        "notes": ("'federated, DP at nodes' was computed by each node on its own test rows, with Gaussian noise "
+                  "(differential privacy) and disclosure control: an AUC is withheld where one outcome class has "
+                  "fewer than k_min = 11 test patients. 'federated' scores the released model, and the local and "
+                  "pooled rows are models trained without DP, all centralised comparisons computed from the "
+                  "bundled public data, which a real deployment cannot do."),
     }
 
 
 def results_table(results: dict) -> Table:
-    table = Table(title="Test accuracy / AUC per hospital (federated: computed at each node)",
-                  caption="federated AUC n/a: a class with fewer than k_min = 11 test patients (disclosure control "
-                          "at the node); local and pooled: centralised comparisons on the public data")
+    table = Table(title="Test accuracy / AUC per hospital",
+                  caption="DP at nodes: noisy counts computed at each node (AUC n/a: a class under k_min = 11); "
+                          "federated (released model), local and pooled: centralised comparisons on the public data")
     table.add_column("model", no_wrap=True)
     for hospital, info in results["hospitals"].items():
         table.add_column(f"{hospital}\nn={info['n_test']}", justify="right", no_wrap=True)
     table.add_column("mean acc", justify="right")
     for model, per in results["models"].items():
         cells = [f"{per[h]['accuracy']:.3f} / {_fmt(per[h]['auc'])}" for h in results["hospitals"]]
-        style = "bold green" if model == "federated" else None
+        style = "bold green" if model.startswith("federated") else None
         table.add_row(model, *cells, f"{results['mean_accuracy'][model]:.3f}", style=style)
     return table
 

@@ -26,6 +26,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/keys"): PUBLIC,
     ("GET", "/api/v1/charter"): PUBLIC,
     ("GET", "/api/v1/audit/heads"): PUBLIC,
+    ("GET", "/api/v1/privacy"): PUBLIC,
     ("GET", "/api/v1/audit/desk"): {"auditor", "admin"},
     ("POST", "/api/v1/organisations"): {"admin"},
     ("GET", "/api/v1/organisations"): ALL,

@@ -99,7 +99,7 @@ def test_openapi_schema_lists_every_route(app, client: TestClient) -> None:
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer "}, {"authorization": "Basic dDp0"}])
 def test_account_endpoints_without_a_token_say_how_to_send_one(app, client: TestClient, headers: dict) -> None:
     for method, path in admin_routes(app):
-        if path in ("/api/v1/keys", "/api/v1/charter", "/api/v1/audit/heads"):
+        if path in ("/api/v1/keys", "/api/v1/charter", "/api/v1/audit/heads", "/api/v1/privacy"):
             continue
         response = client.request(method, re.sub(r"\{[^}]+\}", "x", path), headers=headers, json={})
         assert_error(response, 401, r"This endpoint needs an account token: send 'Authorization: Bearer <token>'")
@@ -222,11 +222,27 @@ def test_run_with_an_unknown_param_names_it(client: TestClient, registered: dict
     [
         ({"rounds": 0}, r"params\.rounds: Input should be greater than or equal to 1"),
         ({"lr": 0}, r"params\.lr: Input should be greater than 0"),
-        ({"scaling": "none"}, r"params\.scaling: Input should be 'global' or 'local'"),
+        ({"scaling": "none"}, r"params\.scaling: Input should be 'bounds', 'global' or 'local'"),
     ],
 )
 def test_run_with_an_out_of_range_param(client: TestClient, registered: dict, params: dict, message: str) -> None:
     assert_error(start_run(client, registered, params=params), 400, message)
+
+
+def test_a_run_that_would_exceed_its_privacy_budget_does_not_start_and_says_by_how_much(
+        client: TestClient, registered: dict) -> None:
+    response = start_run(client, registered, params={"noise_multiplier": 0.5})
+    assert_error(response, 403, r"Run refused: This run would spend epsilon=\d[\d.]* at delta=1e-05 \(150 DP-SGD steps "
+                                r"at q=0\.1, sigma=0\.5; .*more than the approved epsilon=1\. Raise the noise")
+
+
+@pytest.mark.parametrize(("params", "status", "message"), [
+    ({"privacy": "none"}, 403, r"parameter privacy='none' is outside approval RAIH-\d{4}-0001-v1 \(privacy = 'record'\)"),
+    ({"scaling": "local"}, 400, r"scaling 'local' is not differentially private"),
+])
+def test_a_run_without_differential_privacy_is_refused(client: TestClient, registered: dict, params: dict,
+                                                       status: int, message: str) -> None:
+    assert_error(start_run(client, registered, params=params), status, message)
 
 
 def test_run_with_a_node_outside_the_approval(client: TestClient, registered: dict) -> None:

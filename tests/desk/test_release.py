@@ -19,7 +19,10 @@ RESULT = {
 }
 
 
-def completed_run(desk: Desk, **result_changes) -> tuple[str, str]:
+PRIVACY = {"mechanism": "record", "epsilon": 0.99, "delta": 1e-5, "approved_epsilon": 1.0, "ledger": []}
+
+
+def completed_run(desk: Desk, privacy: dict | None = PRIVACY, **result_changes) -> tuple[str, str]:
     reference = desk.submitted()
     desk.review("r1", reference, "approve")
     desk.review("r2", reference, "approve")
@@ -30,7 +33,7 @@ def completed_run(desk: Desk, **result_changes) -> tuple[str, str]:
         run = Run(id=f"run-{project.id}", project_id=project.id, approval_id=f"{reference}-v1", started_by="holder",
                   status="completed", algorithm_id="logreg", algorithm_version="0", code_hash="0" * 64, params={},
                   nodes=["cleveland", "va"], rounds=1, current_round=1, result={**RESULT, **result_changes},
-                  finished_at=utcnow())
+                  privacy=privacy, finished_at=utcnow())
         session.add(run)
         session.commit()
         return reference, run.id
@@ -78,6 +81,16 @@ def test_a_site_under_k_min_blocks_the_release(desk) -> None:
 ])
 def test_outputs_that_could_disclose_are_not_released(desk, changes: dict, check: str) -> None:
     _, run_id = completed_run(desk, **changes)
+    _assert_blocked(desk, run_id, check)
+
+
+@pytest.mark.parametrize("privacy", [None, {**PRIVACY, "epsilon": 1.5}])
+def test_a_run_without_privacy_within_its_approval_is_not_released(desk, privacy) -> None:
+    _, run_id = completed_run(desk, privacy=privacy)
+    _assert_blocked(desk, run_id, "privacy_budget")
+
+
+def _assert_blocked(desk, run_id: str, check: str) -> None:
     failing = [c["id"] for c in desk.call("r1", "GET", f"/api/v1/runs/{run_id}/checks").json()["checks"] if not c["ok"]]
     assert check in failing
     assert release(desk, "r1", run_id).status_code == 409

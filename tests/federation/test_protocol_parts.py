@@ -351,8 +351,8 @@ def test_node_computes_moments_and_signs_the_result(agent: NodeAgent, key, other
     assert result.ok is True and result.error is None
     arrays = unpack(result.arrays)
     X_train, _ = load_hospital("va").part("train")
-    assert arrays["n"].tolist() == [85.0] and result.metrics == {"n": 85.0}
-    np.testing.assert_array_equal(arrays["total"], X_train.sum(axis=0))
+    assert result.metrics == {"n": 85.0} and arrays["total"].shape == (13,)  # the row count is public
+    assert not np.allclose(arrays["total"], X_train.sum(axis=0))  # the sums are noised (DP by default)
     assert verifies(result, key)
     assert not verifies(result, other_key)
     assert not verifies(result.model_copy(update={"metrics": {"n": 86.0}}), key)

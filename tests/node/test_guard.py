@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from conftest import calibrated
 from fedsante.data.heart import load_hospital
 from fedsante.federation.approval import AlgorithmRef, iso
 from fedsante.federation.keys import canonical_json, public_key_b64, verify
@@ -129,13 +130,13 @@ def test_parameter_outside_its_bounds(governed) -> None:
 
 
 def test_parameter_within_its_bounds_runs(governed) -> None:
-    task = governed.task(params={**governed.approval.document.parameters, "rounds": 5})
+    task = governed.task(params={**calibrated(governed.approval.document), "rounds": 5})
     assert agent_for(governed).handle(task).ok
 
 
 def test_parameter_without_bounds_must_equal_the_approved_value(governed) -> None:
-    task = governed.task(params={**governed.approval.document.parameters, "lr": 0.5})
-    assert "parameter lr=0.5 is outside approval RAIH-2026-0001-v1 (lr = 0.02)" in refusal(governed, task)
+    task = governed.task(params={**calibrated(governed.approval.document), "lr": 0.5})
+    assert "parameter lr=0.5 is outside approval RAIH-2026-0001-v1 (lr = 0.1)" in refusal(governed, task)
 
 
 def test_task_without_approval(governed) -> None:

@@ -52,12 +52,20 @@ def test_the_node_applies_the_approvals_stricter_k_min_and_records_the_refusal(g
 
 def test_suppressions_are_written_to_the_node_chain(governed) -> None:
     # VA's test set holds 35 patients with the disease and 10 without: the AUC would describe 10.
+    # Exact outputs (privacy 'none', allowed by this node's policy) show the gate alone.
+    from fedsante.federation.messages import pack
+    from fedsante.federation.params import LogRegParams
+    from fedsante.node.policy import load_policy, save_policy
+
+    approval = governed.signed(parameters=LogRegParams(privacy="none", scaling="global").model_dump(exclude_none=True))
+    governed.acceptances.decide(approval, "accepted", "tester")
+    policy = load_policy(governed.policy_path)
+    save_policy(governed.policy_path, policy.model_copy(update={"require_differential_privacy": False}))
     agent = NodeAgent(node_id="va", table=load_hospital("va"), key=governed.node_key, client=None,
                       guard=governed.guard())
     model = {"coef": np.zeros(13), "intercept": np.zeros(1), "mean": np.zeros(13), "scale": np.ones(13)}
-    from fedsante.federation.messages import pack
 
-    result = agent.handle(governed.task("evaluate", arrays=pack(model)))
+    result = agent.handle(governed.task("evaluate", approval=approval, arrays=pack(model)))
     assert result.ok, result.error
     assert result.metrics["auc"] is None and result.metrics["n_positive"] is None and result.metrics["n"] == 45
     entry = governed.audit.entries()[-1]

@@ -13,10 +13,11 @@ from scipy.stats import norm
 from fedsante.errors import ConfigError
 from fedsante.learning.logistic import SGDConfig, gradient, sgd
 from fedsante.learning.scaling import Moments, combine
+from fedsante.reports.metrics import accuracy, binned_auc, histogram_metrics, roc_auc
 from fedsante.privacy.accountant import (BudgetExceeded, PrivacyPlan, calibrate_sigma, epsilon_for, gaussian_event,
                                          sgd_event)
 from fedsante.privacy.dp import (DPSGDConfig, clip_rows, clip_update, distributed_noise, dp_sgd, flatten,
-                                 gaussian_release, per_example_gradients, private_confusion, private_moments,
+                                 gaussian_release, per_example_gradients, private_histogram, private_moments,
                                  private_scaler, range_scaler, unflatten)
 
 
@@ -158,10 +159,19 @@ def test_private_scaler_survives_absurd_noise() -> None:
     np.testing.assert_allclose(range_scaler(lower, upper).transform(np.array([[0.0], [10.0]])).ravel(), [-1, 1])
 
 
-def test_private_confusion_counts_each_patient_once() -> None:
-    y = np.array([1, 1, 0, 0, 0, 1], dtype=float)
-    p = np.array([0.9, 0.2, 0.7, 0.1, 0.4, 0.5])
-    assert private_confusion(y, p, 0.0, np.random.default_rng(0)).tolist() == [2.0, 1.0, 2.0, 1.0]
+def test_private_histogram_counts_each_patient_once_and_gives_the_metrics() -> None:
+    rng = np.random.default_rng(3)
+    y = (rng.random(300) < 0.4).astype(float)
+    p = np.clip(0.3 * y + rng.random(300) * 0.7, 0, 1)
+    counts = private_histogram(y, p, 0.0, np.random.default_rng(0))
+    assert counts.shape == (2, 10) and counts.sum() == 300 and counts[1].sum() == y.sum()
+    metrics = histogram_metrics(counts, 300)
+    assert metrics["accuracy"] == accuracy(y, p) and metrics["n_positive"] == y.sum()
+    assert abs(metrics["auc"] - roc_auc(y, p)) < 0.02  # binned: ties within a decile count one half
+    fine = private_histogram(y, p, 0.0, np.random.default_rng(0), bins=100_000)  # one patient per bin: exact
+    assert math.isclose(binned_auc(fine[0], fine[1]), roc_auc(y, p), rel_tol=1e-12)
+    noisy = [private_histogram(y, p, 2.0, np.random.default_rng(s)) - counts for s in range(200)]
+    assert 1.8 < np.std(noisy) < 2.2  # sensitivity 1: noise sigma
 
 
 # --- accounting, against independent computations -------------------------------------------------------------------
@@ -223,38 +233,52 @@ def test_run_sized_events_agree_with_the_independent_rdp(q, sigma, steps) -> Non
     assert 0.8 * classic <= epsilon_for([sgd_event(q, sigma, steps)], 1e-5) <= classic
 
 
-PLAN = PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08)
+PLAN = PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08, moments_releases=1, membership_releases=1)
 
 
-def test_calibrate_sigma_hits_the_target_and_splits_the_budget() -> None:
+def test_calibrate_sigma_hits_the_target_on_each_side_and_splits_the_budget() -> None:
     plan = calibrate_sigma(PLAN, 1.0, 1e-5)
-    spent = plan.epsilon(1e-5)
-    assert 0.99 <= spent <= 1.0
+    sides = plan.side_epsilons(1e-5)
+    assert 0.99 <= sides["train"] <= 1.0 and 0.99 <= sides["test"] <= 1.0
+    assert plan.epsilon(1e-5) == max(sides.values())
     assert 0.099 <= epsilon_for(plan.stats_events(), 1e-5) <= 0.1
     assert plan.noise_multiplier > 1 and plan.stats_noise_multiplier > plan.noise_multiplier
-    assert plan.check(1.0, 1e-5) == spent
+    assert plan.check(1.0, 1e-5) == plan.epsilon(1e-5)
     # an independent composition of the same releases: RDP adds up order by order
     orders = range(2, 256)
-    classic = min(
+    train = min(
         PLAN.steps * subsampled_gaussian_rdp(0.08, plan.noise_multiplier, a)
         + 2 * a / (2 * plan.stats_noise_multiplier**2) + math.log(1e5) / (a - 1)
         for a in orders
     )
-    assert 0.8 * classic <= spent <= classic
+    assert 0.8 * train <= sides["train"] <= train
+    test = min(a / (2 * plan.evaluation_noise_multiplier**2) + a / (2 * plan.stats_noise_multiplier**2)
+               + math.log(1e5) / (a - 1) for a in orders)
+    assert 0.8 * test <= sides["test"] <= test
 
 
 def test_every_release_is_counted() -> None:
     base = PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08, noise_multiplier=6.0,
-                       stats_noise_multiplier=40.0, moments_releases=0, evaluation_releases=0)
+                       stats_noise_multiplier=40.0, evaluation_noise_multiplier=30.0, evaluation_releases=0)
     counted = [base.epsilon(1e-5)]
-    for update in ({"evaluation_releases": 1}, {"moments_releases": 1}, {"evaluation_releases": 15},
-                   {"rounds": 16}):
+    for update in ({"moments_releases": 1}, {"membership_releases": 1}, {"rounds": 16}):
         base = PrivacyPlan(**{**base.__dict__, **update})
         counted.append(base.epsilon(1e-5))
     assert counted == sorted(counted) and len(set(counted)) == len(counted)
+    tested = [PrivacyPlan(**{**base.__dict__, "evaluation_releases": k, "evaluation_noise_multiplier": 1.0})
+              .side_epsilons(1e-5)["test"] for k in (1, 2, 5)]
+    assert tested == sorted(tested) and len(set(tested)) == 3
     names = [line["release"] for line in base.ledger(1e-5)]
-    assert names == ["moments", "dp-sgd", "evaluation", "total (composed)"]
-    assert base.epsilon(1e-5) == epsilon_for([event for _, event in base.releases()], 1e-5)
+    assert names == ["moments", "dp-sgd", "membership check", "train rows (composed)", "test rows (composed)",
+                     "run (larger side)"]
+    assert base.side_epsilons(1e-5)["train"] == epsilon_for(base.events("train"), 1e-5)
+
+
+def test_client_level_counts_one_gaussian_per_round() -> None:
+    plan = PrivacyPlan(rounds=30, local_steps=50, sampling_rate=1.0, noise_multiplier=8.0, evaluation_releases=0,
+                       level="client")
+    assert plan.steps == 30 and [name for name, _, _ in plan.releases()] == ["dp-fedavg"]
+    assert math.isclose(plan.epsilon(1e-5), epsilon_for([gaussian_event(8.0 / math.sqrt(30))], 1e-5), rel_tol=1e-9)
 
 
 def test_a_run_over_its_approval_refuses_with_the_numbers() -> None:
@@ -266,11 +290,10 @@ def test_a_run_over_its_approval_refuses_with_the_numbers() -> None:
 
 
 def test_unreachable_targets_raise_with_the_numbers() -> None:
-    stats = r"epsilon=0\.0001 is not reachable for the 2 statistics releases \(10% of the target epsilon=0\.001\)"
+    stats = r"epsilon=0\.0001 is not reachable for the 2 statistics releases on the training rows \(10% of the target"
     with pytest.raises(ConfigError, match=stats + r".*sigma=1000 it spends epsilon=0\.00"):
         calibrate_sigma(PLAN, 1e-3, 1e-5)
-    training_only = PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08, moments_releases=0,
-                                evaluation_releases=0)
+    training_only = PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08, evaluation_releases=0)
     with pytest.raises(ConfigError, match=r"epsilon=0\.001 is not reachable for 300 DP-SGD steps at q=0\.08"):
         calibrate_sigma(training_only, 1e-3, 1e-5)
     with pytest.raises(ConfigError, match="target_epsilon > 0"):
@@ -280,8 +303,7 @@ def test_unreachable_targets_raise_with_the_numbers() -> None:
 
 
 def test_without_statistics_releases_all_the_budget_goes_to_training() -> None:
-    alone = calibrate_sigma(PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08, moments_releases=0,
-                                        evaluation_releases=0), 1.0, 1e-5)
+    alone = calibrate_sigma(PrivacyPlan(rounds=15, local_steps=20, sampling_rate=0.08), 1.0, 1e-5)
     shared = calibrate_sigma(PLAN, 1.0, 1e-5)
     assert alone.stats_noise_multiplier == 0 and alone.noise_multiplier < shared.noise_multiplier
     assert 0.99 <= alone.epsilon(1e-5) <= 1.0

@@ -11,7 +11,7 @@ import fcntl
 import os
 import tempfile
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -271,8 +271,12 @@ class AuditLog:
         _replace(Path(dest), b"".join(lines))
         return sum(1 for line in lines if line.strip())
 
-    def prune(self, retention_days: int = DEFAULT_RETENTION_DAYS, *, now: datetime | None = None) -> int:
+    def prune(self, retention_days: int = DEFAULT_RETENTION_DAYS, *, now: datetime | None = None,
+              carry: Callable[[list[Entry]], dict] | None = None) -> int:
         """Remove the entries older than ``retention_days`` (never the last one), then log "audit.pruned".
+
+        ``carry`` summarises the removed entries into the marker's ``carried`` details, for balances
+        that must outlive retention (the node's privacy ledger).
 
         Refuses (``DataError``) to prune a chain that does not verify, so as not to destroy evidence.
         Returns the number of entries removed.
@@ -295,9 +299,11 @@ class AuditLog:
             if not removed:
                 return 0
             gone, last = entries[removed - 1], entries[-1]
+            details = {"removed": removed, "retention_days": retention_days,
+                       "last_removed_seq": gone.seq, "last_removed_hash": gone.hash}
+            if carry is not None:
+                details["carried"] = carry(entries[:removed])
             marker = make_entry(self.key, prev_seq=last.seq, prev_hash=last.hash, writer=self.writer, actor="system",
-                                action="audit.pruned", subject=self.writer, now=now,
-                                details={"removed": removed, "retention_days": retention_days,
-                                         "last_removed_seq": gone.seq, "last_removed_hash": gone.hash})
+                                action="audit.pruned", subject=self.writer, now=now, details=details)
             _replace(self.path, b"".join(lines[removed:]) + to_line(marker))
         return removed

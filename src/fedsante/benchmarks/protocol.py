@@ -19,7 +19,7 @@ FLOWER_SECONDS_PER_ROUND = 12.4  # Flower 1.42 deployment, 4 nodes, loopback (sh
 async def _timed_run(deployment: Deployment, params: LogRegParams) -> dict:
     """An approved, accepted project (every governance check on at each round), run once."""
     spec = example_spec(list(deployment.hospitals)).model_copy(
-        update={"parameters": params.model_dump(), "parameter_bounds": {}})
+        update={"parameters": params.model_dump(exclude_none=True), "parameter_bounds": {}})
     reference, cast = await deployment.approve(spec)
     try:
         run = await cast.holder.start_run(reference)
@@ -37,8 +37,8 @@ def measure(rounds: int, out_dir: Path) -> dict:
         start_seconds = time.perf_counter() - started
         run = asyncio.run(_timed_run(deployment, params))
     tables = {h: load_hospital(h) for h in HOSPITALS}
-    simulated = asyncio.run(simulate_study(tables, params.model_dump()))
-    plain = asyncio.run(simulate_study(tables, params.model_dump(), secure=False))
+    simulated = asyncio.run(simulate_study(tables, params.model_dump(exclude_none=True)))
+    plain = asyncio.run(simulate_study(tables, params.model_dump(exclude_none=True), secure=False))
     out = {"rounds": rounds, "start_seconds": start_seconds}
     for name, record in (("http", run), ("in_process", simulated), ("in_process_plain", plain)):
         seconds = sorted(record["result"]["round_seconds"])

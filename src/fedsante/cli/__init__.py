@@ -61,8 +61,15 @@ def demo(
 def bench_heart(
     ctx: typer.Context,
     seeds: Annotated[list[int], typer.Option(help="Seeds, e.g. --seeds 42 43 44 45 46.")] = [42, 43, 44, 45, 46],  # noqa: B006
+    dp: Annotated[bool, typer.Option("--dp", help="Accuracy against epsilon (0.5, 1, 2, 5, 10) under DP.")] = False,
+    repeats: Annotated[int, typer.Option(min=2, max=100, help="With --dp: runs per epsilon.")] = 5,
 ) -> None:
-    """Pooled, local and federated accuracy on Fed-Heart-Disease, next to FLamby's numbers."""
+    """Pooled, local and federated accuracy on Fed-Heart-Disease next to FLamby's numbers; --dp: against epsilon."""
+    if dp:
+        from fedsante.benchmarks.heart_dp import print_heart_dp
+
+        print_heart_dp(repeats, console)
+        return
     from fedsante.benchmarks.heart import print_heart
 
     extra = list(ctx.args)

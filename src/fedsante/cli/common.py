@@ -78,8 +78,12 @@ def rows_table(title: str, rows: list[dict], columns: list[str]) -> Table:
     for column in columns:
         table.add_column(column.replace("_", " "))
     for row in rows:
-        table.add_row(*("-" if row.get(c) in (None, "") else str(row.get(c)) for c in columns))
+        table.add_row(*("-" if row.get(c) in (None, "") else _cell(row.get(c)) for c in columns))
     return table
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def parse_params(values: list[str]) -> dict:

@@ -100,6 +100,7 @@ def node_serve(config: ConfigOpt) -> None:
     import httpx
 
     from fedsante.federation.keys import load_key
+    from fedsante.node.ledger import carried_totals
     from fedsante.node import operator
     from fedsante.node.agent import NodeAgent
     from fedsante.node.config import load_config
@@ -109,7 +110,7 @@ def node_serve(config: ConfigOpt) -> None:
     table = cfg.load_table()
     key = load_key(cfg.key_path)
     guard = operator.guard(cfg)
-    guard.audit.prune(cfg.audit_retention_days)
+    guard.audit.prune(cfg.audit_retention_days, carry=carried_totals)
 
     async def serve() -> None:
         async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
@@ -164,6 +165,27 @@ def node_acceptances(config: ConfigOpt) -> None:
     rows = [{"approval": k, **v} for k, v in Acceptances(cfg.acceptances_path).all().items()]
     console.print(rows_table(f"Decisions of {cfg.node_id}", rows,
                              ["approval", "project", "decision", "decided_at", "operator", "reason"]))
+
+
+@node_app.command("ledger")
+@friendly
+def node_ledger(config: ConfigOpt) -> None:
+    """This hospital's privacy-budget ledger: every release debited on its datasets, and the totals."""
+    from fedsante.node import operator
+    from fedsante.node.config import load_config
+    from fedsante.node.ledger import DEBIT, PrivacyLedger
+    from fedsante.node.policy import load_policy
+
+    cfg = load_config(config)
+    audit = operator.audit_log(cfg)
+    rows = [{"time": e.time, **e.details[DEBIT]} for e in audit.entries() if DEBIT in e.details]
+    console.print(rows_table(f"Privacy debits at {cfg.node_id}", rows,
+                             ["time", "dataset", "project", "run", "kind", "round", "epsilon", "run_epsilon", "delta"]))
+    caps = load_policy(cfg.policy_path).datasets
+    totals = [{"dataset": name, **spent.as_dict(), "epsilon_cap": caps[name].epsilon_cap if name in caps else None}
+              for name, spent in PrivacyLedger(audit).totals().items()]
+    console.print(rows_table("Spent per dataset (sum over runs and projects)", totals,
+                             ["dataset", "epsilon", "delta", "runs", "epsilon_cap"]))
 
 
 @policy_app.command("show")

@@ -31,6 +31,14 @@ NUMERIC = ("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak
 CATEGORIES = {"cp": (1, 2, 3, 4), "restecg": (0, 1, 2)}
 BINARY = ("sex", "fbs", "exang")
 FEATURES = (*NUMERIC, "cp=2", "cp=3", "cp=4", "restecg=1", "restecg=2")
+FEATURE_BOUNDS = {
+    "age": (20.0, 90.0), "sex": (0.0, 1.0), "trestbps": (0.0, 220.0), "chol": (0.0, 650.0), "fbs": (0.0, 1.0),
+    "thalach": (50.0, 220.0), "exang": (0.0, 1.0), "oldpeak": (-3.0, 7.0),
+    **{name: (0.0, 1.0) for name in ("cp=2", "cp=3", "cp=4", "restecg=1", "restecg=2")},
+}
+"""Public range of each feature, from clinical plausibility and the UCI codebook, not from the data
+(0 codes a missing blood pressure or cholesterol in two hospitals' files). Differential privacy uses
+them to standardise without looking at the data (scaling 'bounds') and to clip rows."""
 CSV_COLUMNS = ("patient_id", *NUMERIC, "cp", "restecg", "num", "split")
 MISSING = {"", "?", "NA", "nan"}
 
@@ -57,6 +65,11 @@ class HospitalTable:
 
     feature_names = FEATURES
 
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` arrays of :data:`FEATURE_BOUNDS`, in feature order."""
+        return feature_bounds()
+
     def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(X, y)`` of the ``'train'`` or ``'test'`` rows."""
         if split not in ("train", "test"):
@@ -72,6 +85,11 @@ class HospitalTable:
             X=self.X[keep], y=self.y[keep], split=self.split[keep],
             dropped_rows=self.dropped_rows,
         )
+
+
+def feature_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """``(lower, upper)`` arrays of :data:`FEATURE_BOUNDS`, in the order of :data:`FEATURES`."""
+    return (np.array([FEATURE_BOUNDS[f][0] for f in FEATURES]), np.array([FEATURE_BOUNDS[f][1] for f in FEATURES]))
 
 
 def bundled_dir() -> Path:

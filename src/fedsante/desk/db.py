@@ -51,6 +51,7 @@ class Node(Base):
     audit_seq: Mapped[int | None] = mapped_column(default=None)
     audit_head: Mapped[str | None] = mapped_column(String(64), default=None)
     audit_reported_at: Mapped[datetime | None] = mapped_column(default=None)
+    privacy_spent: Mapped[dict | None] = mapped_column(JSON, default=None)  # the node's ledger totals, as reported
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -139,6 +140,7 @@ class Run(Base):
     current_round: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(default=None)
     result: Mapped[dict | None] = mapped_column(JSON, default=None)
+    privacy: Mapped[dict | None] = mapped_column(JSON, default=None)  # planned releases and epsilon per node
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     released_at: Mapped[datetime | None] = mapped_column(default=None)

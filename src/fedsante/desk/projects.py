@@ -155,7 +155,7 @@ def approve(desk, session: Session, project: Project, approvers: list[Account]) 
         approval_id=f"{project.reference}-v{project.version}", project_reference=project.reference,
         project_version=project.version, title=spec.title, purpose_category=spec.purpose_category,
         datasets=[DatasetScope(node_id=d.node_id, dataset=d.dataset) for d in spec.datasets],
-        algorithm=get_algorithm(spec.algorithm).ref(), parameters=algorithm_params(spec).model_dump(),
+        algorithm=get_algorithm(spec.algorithm).ref(), parameters=algorithm_params(spec).model_dump(exclude_none=True),
         parameter_bounds=spec.parameter_bounds, epsilon=spec.epsilon, delta=spec.delta, k_min=spec.k_min,
         charter=CharterRef(id=charter.id, version=charter.version, sha256=charter.digest),
         reviewers=sorted(a.name for a in approvers), issued_at=iso(now), expires_at=iso(expires),

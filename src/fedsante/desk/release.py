@@ -47,6 +47,12 @@ def automatic_checks(run: Run, k_min: int) -> list[dict]:
     checks.append({"id": "aggregates_only", "ok": aggregate, "message": (
         f"the outputs hold only model and standardisation arrays (longest: {longest} values), no per-patient value"
         if aggregate else f"an output array has {longest} values: it could hold per-patient values")})
+    privacy = run.privacy or {}
+    within = bool(privacy.get("epsilon")) and privacy["epsilon"] <= privacy["approved_epsilon"] * (1 + 1e-9)
+    checks.append({"id": "privacy_budget", "ok": within, "message": (
+        f"each hospital spent epsilon = {privacy['epsilon']:.3g} at delta = {privacy['delta']:g} "
+        f"({privacy['mechanism']}-level DP), within the approved epsilon = {privacy['approved_epsilon']:g}"
+        if within else "the run was not differentially private within its approval (privacy 'none')")})
     return checks
 
 
@@ -87,7 +93,8 @@ def visible(run: Run, who: Principal) -> dict:
     """The run as ``who`` may see it: outputs withheld from other roles until released."""
     data = {c: getattr(run, c) for c in ("id", "project_id", "approval_id", "started_by", "status", "algorithm_id",
                                          "algorithm_version", "code_hash", "params", "nodes", "rounds", "current_round",
-                                         "error", "result", "created_at", "finished_at", "released_at")}
+                                         "error", "result", "privacy", "created_at", "finished_at",
+                                         "released_at")}
     data["held"] = run.status == "completed" and run.released_at is None
     if data["held"] and who.role not in SEES_HELD_OUTPUTS:
         data["result"] = None

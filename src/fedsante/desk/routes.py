@@ -66,6 +66,17 @@ def audit_heads(request: Request) -> dict:
     return {"desk": {"seq": seq, "hash": head}, "nodes": nodes}
 
 
+@api.get("/privacy", tags=["public"])
+def privacy_ledgers(request: Request) -> dict:
+    """Each hospital's privacy-budget ledger totals (epsilon and delta spent on its dataset, over all runs and
+    projects, and its cap), as the node last reported them with a signed result; the entries are in its chain."""
+    with request.app.state.desk.sessions() as session:
+        nodes = {n.id: {**(n.privacy_spent or {"epsilon": 0.0, "delta": 0.0, "runs": 0}),
+                        "reported_at": n.audit_reported_at.isoformat() if n.privacy_spent else None}
+                 for n in session.scalars(select(Node).order_by(Node.id))}
+    return {"nodes": nodes}
+
+
 @api.get("/audit/desk", tags=["audit"], response_class=PlainTextResponse)
 def audit_export(request: Request, _who: Annotated[Principal, Depends(Needs("auditor", "admin"))]) -> str:
     """The desk's audit chain as JSON lines; check it with 'fedsante audit verify'."""

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from fedsante.data.heart import FEATURES
+from fedsante.data.heart import FEATURES, feature_bounds
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Node, Run, TaskRecord, utcnow
@@ -22,7 +22,8 @@ from fedsante.federation.catalogue import get_algorithm
 from fedsante.federation.coordinator import RunOutcome, RunPlan, run_study
 from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
-from fedsante.federation.params import LogRegParams
+from fedsante.federation.params import DERIVED, LogRegParams
+from fedsante.privacy.accountant import BudgetExceeded
 
 log = logging.getLogger("fedsante.desk")
 
@@ -64,7 +65,7 @@ class RunService:
             if outside:
                 raise Forbidden(f"Node(s) {', '.join(outside)} are not in approval {document.approval_id} "
                                 f"(approved: {', '.join(scope)}).")
-            params = _params(document, overrides)
+            params = _params(document, overrides, len(nodes), self.desk.settings.allow_exact_runs)
             known = set(session.scalars(select(Node.id).where(Node.id.in_(nodes))))
             unknown = [n for n in nodes if n not in known]
             if unknown:
@@ -80,16 +81,19 @@ class RunService:
             run = Run(id=uuid.uuid4().hex[:12], project_id=project.id, approval_id=document.approval_id,
                       started_by=who.name, algorithm_id=installed.id, algorithm_version=installed.version,
                       code_hash=installed.code_hash, params=params.model_dump(), nodes=list(nodes),
+                      privacy=privacy_summary(params, document),
                       rounds=params.rounds)
             session.add(run)
             if project.status == "approved":
                 lifecycle.move(self.desk, session, project, "running", who.name, f"run {run.id} started")
             session.commit()
         self.desk.record(who.name, "run.started", run.id, {"project": reference, "approval_id": document.approval_id,
-                                                           "nodes": nodes, "params": params.model_dump()})
+                                                           "nodes": nodes, "params": params.model_dump(),
+                                                           "privacy": run.privacy})
         plan = RunPlan(run_id=run.id, nodes=tuple(nodes), algorithm=installed, params=params,
                        n_features=len(FEATURES), round_timeout=self.round_timeout, project=reference,
-                       approval=approval, seal=self._seal, secure=self.desk.settings.secure_aggregation)
+                       approval=approval, seal=self._seal, secure=self.desk.settings.secure_aggregation,
+                       bounds=feature_bounds())
         self._tasks[run.id] = (asyncio.get_running_loop().create_task(self._drive(plan)), project.id)
         return run
 
@@ -146,12 +150,14 @@ class RunService:
 
 
 def record_audit_head(desk, node_id: str, result: TaskResult, session=None) -> None:
-    """Keep the head of the node's audit chain it reported with a signed result (published by the desk)."""
+    """Keep the head of the node's audit chain and its privacy ledger totals, reported with a signed result."""
     own = session is None
     session = session or desk.sessions()
     try:
         node = session.get(Node, node_id)
         node.audit_seq, node.audit_head, node.audit_reported_at = result.audit_seq, result.audit_head, utcnow()
+        if result.privacy:
+            node.privacy_spent = dict(result.privacy)
         if own:
             session.commit()
     finally:
@@ -163,17 +169,43 @@ def verify_result(public_key: str, result: TaskResult) -> bool:
     return verify(public_key, canonical_json(result.signed_content()), result.signature)
 
 
-def _params(document: ApprovalDocument, overrides: dict) -> LogRegParams:
-    """The approved parameters with the run's changes, validated and checked against the bounds."""
+def _params(document: ApprovalDocument, overrides: dict, n_nodes: int, allow_exact: bool = False) -> LogRegParams:
+    """The approved parameters with the run's changes, validated, checked against the bounds and the budget.
+
+    Under DP the noise multipliers left unset are calibrated so that the run spends the approval's
+    epsilon at its delta; a run that would spend more is refused with the numbers.
+    """
     try:
         params = LogRegParams.model_validate({**document.parameters, **overrides})
     except ValidationError as exc:
         errors = field_problems(exc, prefix="params.")
         raise BadRequest("Invalid run parameters: " + "; ".join(errors), errors=errors) from None
-    problem = bounds_problem(document, params.model_dump())
+    problem = bounds_problem(document, params.model_dump(), DERIVED)
     if problem:
         raise Forbidden(f"Run refused: {problem}.")
-    return params
+    if not params.dp and allow_exact:
+        return params
+    if not params.dp:
+        raise Forbidden("Run refused: privacy 'none' is not allowed at this desk; every run is differentially "
+                        "private within its approval's epsilon and delta.")
+    if document.epsilon is None or not document.delta:
+        raise Forbidden(f"Run refused: approval {document.approval_id} fixes no privacy budget (epsilon, delta > 0).")
+    if params.privacy == "client" and params.noise_shares is None:
+        params = params.model_copy(update={"noise_shares": n_nodes // 2 + 1})  # the secure aggregation threshold
+    try:
+        return params.within_budget(document.epsilon, document.delta)
+    except BudgetExceeded as exc:
+        raise BudgetExceeded(f"Run refused: {exc.message}") from None
+
+
+def privacy_summary(params: LogRegParams, document: ApprovalDocument) -> dict:
+    """What the run spends at each node, release by release, against the approval (public with the run)."""
+    if not params.dp:
+        return {"mechanism": "none", "epsilon": None, "delta": None, "approved_epsilon": document.epsilon, "ledger": []}
+    delta = document.delta
+    plan = params.privacy_plan()
+    return {"mechanism": params.privacy, "epsilon": plan.epsilon(delta), "delta": delta,
+            "approved_epsilon": document.epsilon, "ledger": plan.ledger(delta)}
 
 
 def _serialise(outcome: RunOutcome) -> dict:

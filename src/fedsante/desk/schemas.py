@@ -55,6 +55,8 @@ class RunOut(BaseModel):
     current_round: int
     error: str | None
     result: dict[str, Any] | None
+    privacy: dict[str, Any] | None = Field(None, description="What the run spends at each node: epsilon, delta, "
+                                                              "release by release, against the approval.")
     created_at: datetime
     finished_at: datetime | None
     released_at: datetime | None = None

@@ -21,6 +21,8 @@ class DeskSettings(BaseModel):
                               description="Name of the desk's own organisation (owner of the bootstrap admin).")
     secure_aggregation: bool = Field(True, description="FedAvg rounds by secure aggregation (nodes refuse plain "
                                      "updates unless their operator's policy allows them).")
+    allow_exact_runs: bool = Field(False, description="Accept runs with privacy 'none' (benchmarks only; nodes "
+                                                      "refuse them unless their policy allows them).")
     release_reviewers: int = Field(2, ge=1, le=5,
                                    description="Reviewers who must release a run's outputs before the holder sees them.")
     audit_retention_days: int = Field(365, ge=180, le=3 * 366,

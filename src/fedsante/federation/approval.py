@@ -8,6 +8,8 @@ of the document with its Ed25519 key; every node verifies it against the desk ke
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import base64
 import hashlib
 from datetime import UTC, datetime
@@ -105,8 +107,14 @@ def signature_problem(signed: SignedApproval, trusted: dict[str, str]) -> str | 
     return None
 
 
-def bounds_problem(document: ApprovalDocument, params: dict[str, Scalar]) -> str | None:
-    """Why ``params`` lie outside what the approval allows, or None."""
+def bounds_problem(document: ApprovalDocument, params: dict[str, Scalar | None],
+                   derived: Collection[str] = ()) -> str | None:
+    """Why ``params`` lie outside what the approval allows, or None.
+
+    Parameters named in ``derived`` and absent from the approval are set when the run starts (the
+    noise multipliers, from the approval's privacy budget) and are checked elsewhere, not here.
+    """
+    params = {k: v for k, v in params.items() if not (k in derived and k not in document.parameters)}
     unknown = sorted(set(params) - set(document.parameters))
     if unknown:
         return f"parameter(s) {', '.join(unknown)} are not part of approval {document.approval_id}"

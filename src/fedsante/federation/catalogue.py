@@ -46,13 +46,15 @@ CATALOGUE = {
     for algorithm in (
         Algorithm(
             id="logreg",
-            description="Logistic regression trained by local SGD, federated standardisation, FedAvg.",
+            description="Logistic regression trained by DP-SGD at each node, FedAvg under secure aggregation.",
             modules=(
                 "fedsante.learning.logistic",
                 "fedsante.learning.scaling",
                 "fedsante.reports.metrics",
                 "fedsante.federation.params",
                 "fedsante.node.executor",
+                "fedsante.privacy.dp",
+                "fedsante.privacy.membership",
             ),
         ),
     )

@@ -23,6 +23,7 @@ from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.learning.strategy import FedAvg, sum_params
+from fedsante.privacy.dp import private_scaler, range_scaler
 
 OnEvent = Callable[..., None]
 Shapes = dict[str, tuple[int, ...]]
@@ -40,6 +41,7 @@ class RunPlan:
     approval: SignedApproval | None = None
     seal: Callable[[Task], Task] | None = None  # the desk signs every task it sends
     secure: bool = True  # fit rounds by secure aggregation: the desk sees only the sum
+    bounds: tuple[np.ndarray, np.ndarray] | None = None  # public feature ranges (DP scaling, 'bounds' scaling)
 
 
 @dataclass
@@ -88,14 +90,17 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
         setup_seconds = time.perf_counter() - started
     if global_scaling and plan.secure:  # the desk learns only the sums over hospitals
         summed, active = await secure_round(stage, secure, 0, active, {}, kind="moments")
-        scaler = combine([Moments(n=int(round(summed[0])), total=summed[1:1 + d], total_sq=summed[1 + d:])])
+        scaler = _global_scaler(plan, [Moments(n=int(round(summed[0])), total=summed[1:1 + d],
+                                               total_sq=summed[1 + d:])])
     elif global_scaling:
         replies = await _stage(plan, broker, "moments", 0, {}, {"n": (1,), "total": (d,), "total_sq": (d,)}, on_event)
-        scaler = combine([
+        scaler = _global_scaler(plan, [
             Moments(n=int(r.arrays["n"][0]), total=r.arrays["total"], total_sq=r.arrays["total_sq"])
             for r in replies.values()
         ])
-    if scaler is not None:
+    elif plan.params.scaling == "bounds" and plan.bounds is not None:
+        scaler = range_scaler(*plan.bounds)
+    if global_scaling:
         extra = {"mean": scaler.mean, "scale": scaler.scale}
     for round_number in rounds:
         started = time.perf_counter()
@@ -118,6 +123,16 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     metrics = {node: reply.metrics for node, reply in replies.items()}
     return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
                       train_n=train_n, setup_seconds=setup_seconds)
+
+
+def _global_scaler(plan: RunPlan, parts: list[Moments]) -> Scaler:
+    """Global standardisation; under DP from noisy moments, kept sane by the public bounds."""
+    if plan.params.dp:
+        if plan.bounds is None:
+            raise RunFailed(f"Run {plan.run_id}: global scaling under differential privacy needs the public "
+                            "feature bounds of the dataset.")
+        return private_scaler(parts, *plan.bounds)
+    return combine(parts)
 
 
 def _unflatten(flat: np.ndarray, shapes: Shapes) -> Params:

@@ -61,7 +61,7 @@ class Task(_Message):
     round: int = Field(ge=0)
     kind: TaskKind
     algorithm: AlgorithmRef
-    params: dict[str, Scalar] = {}
+    params: dict[str, Scalar | None] = {}
     arrays: dict[str, ArrayPayload] = {}
     payload: dict[str, Any] = {}  # secure-aggregation messages (see federation/secure.py)
     approval: SignedApproval | None = None
@@ -84,6 +84,7 @@ class TaskResult(_Message):
     arrays: dict[str, ArrayPayload] = {}
     metrics: dict[str, float | None] = {}
     payload: dict[str, Any] = {}
+    privacy: dict[str, Any] = {}  # the node's ledger totals for its dataset, after this task
     audit_seq: int | None = None
     audit_head: str = ""
     signature: str = ""

@@ -2,24 +2,114 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from fedsante.privacy.accountant import PrivacyPlan
+
+
+DERIVED = ("noise_multiplier", "stats_noise_multiplier", "evaluation_noise_multiplier", "noise_shares")
+"""Parameters the desk sets when a run starts, from the approval's privacy budget and the run's nodes;
+every node recomputes what they spend (:func:`fedsante.node.guard.privacy_problem`)."""
 
 
 class LogRegParams(BaseModel):
-    """Federated logistic regression (defaults tuned on Fed-Heart-Disease, see docs/benchmarks.md)."""
+    """Federated logistic regression. Defaults are tuned for DP at epsilon = 1 on Fed-Heart-Disease.
+
+    Differential privacy is on by default (``privacy='record'``): the noise multipliers left unset
+    are set by the desk when a run starts so that the run spends the approval's epsilon, and each
+    node recomputes what the run spends before it accepts any task (docs/privacy.md).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rounds: int = Field(15, ge=1, le=1000, description="Number of FedAvg rounds.")
-    local_steps: int = Field(100, ge=1, le=100_000, description="SGD steps at each node per round.")
-    lr: float = Field(0.02, gt=0, le=10, description="Local SGD learning rate.")
-    batch_size: int = Field(8, ge=0, le=100_000, description="Mini-batch size; 0 means full batch.")
-    l2: float = Field(1.0, ge=0, le=1000, description="L2 penalty on the coefficients.")
+    local_steps: int = Field(10, ge=1, le=100_000, description="SGD steps at each node per round.")
+    lr: float = Field(0.1, gt=0, le=10, description="Local SGD learning rate.")
+    batch_size: int = Field(8, ge=0, le=100_000,
+                            description="Mini-batch size without DP (privacy='none'); 0 means full batch.")
+    l2: float = Field(0.0, ge=0, le=1000, description="L2 penalty on the coefficients.")
     server_lr: float = Field(1.0, gt=0, le=10, description="Server step applied to the averaged update.")
-    scaling: Literal["global", "local"] = Field(
-        "global",
-        description="'global': federated means and variances; 'local': each node its own (FLamby protocol).",
+    scaling: Literal["bounds", "global", "local"] = Field(
+        "bounds",
+        description="'bounds': public clinical ranges, no release; 'global': federated means and variances "
+                    "(noised under DP); 'local': each node its own (FLamby protocol, not allowed under DP).",
     )
-    seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed of every node's mini-batch sampler.")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed of every node's sampler without DP (privacy='none').")
+    privacy: Literal["record", "client", "none"] = Field(
+        "record",
+        description="'record': DP-SGD at each node (each patient protected); 'client': client-level DP-FedAvg "
+                    "(each hospital protected, for many hospitals); 'none': exact, refused by nodes by default.",
+    )
+    sampling_rate: float = Field(0.1, gt=0, le=1, description="DP-SGD: chance that a row joins each step's batch.")
+    clip_norm: float = Field(1.0, gt=0, le=1e6, description="DP: L2 bound of each row's gradient (record) or of "
+                                                             "each node's update (client).")
+    noise_multiplier: float | None = Field(
+        None, ge=0, le=1e4, description="DP: training noise over clip_norm; unset = set from the approved epsilon.")
+    stats_noise_multiplier: float | None = Field(
+        None, ge=0, le=1e4, description="DP: noise of the statistics on training rows (moments, membership check).")
+    evaluation_noise_multiplier: float | None = Field(
+        None, ge=0, le=1e4, description="DP: noise of the evaluation counts on test rows.")
+    noise_shares: int | None = Field(
+        None, ge=1, le=10_000, description="Client-level DP: nodes that share the noise (the secure aggregation "
+                                           "threshold); unset = set by the desk.")
+    stats_fraction: float = Field(0.1, gt=0, lt=1, description="DP: share of epsilon for statistics on training rows.")
+    membership_check: bool = Field(True, description="Run the loss-threshold membership-inference check at the end.")
+
+    @model_validator(mode="after")
+    def _private_scaling(self) -> LogRegParams:
+        if self.privacy != "none" and self.scaling == "local":
+            raise ValueError("scaling 'local' is not differentially private (each row's standardisation depends on "
+                             "every other row); use 'bounds' or 'global' with privacy 'record' or 'client'")
+        return self
+
+    @property
+    def dp(self) -> bool:
+        return self.privacy != "none"
+
+    @property
+    def calibrated(self) -> bool:
+        return None not in (self.noise_multiplier, self.stats_noise_multiplier, self.evaluation_noise_multiplier)
+
+    def privacy_plan(self) -> PrivacyPlan:
+        """Every release this run makes at one node (unset noise multipliers count as 0, i.e. no privacy)."""
+        from fedsante.privacy.accountant import PrivacyPlan
+
+        return PrivacyPlan(
+            rounds=self.rounds, local_steps=self.local_steps, sampling_rate=self.sampling_rate,
+            noise_multiplier=self.noise_multiplier or 0.0, stats_noise_multiplier=self.stats_noise_multiplier or 0.0,
+            moments_releases=int(self.scaling == "global"), membership_releases=int(self.membership_check),
+            evaluation_noise_multiplier=self.evaluation_noise_multiplier or 0.0, evaluation_releases=1,
+            level=self.privacy if self.dp else "record",
+        )
+
+    def within_budget(self, epsilon: float, delta: float) -> LogRegParams:
+        """These parameters with unset noise multipliers set to spend ``epsilon`` at ``delta``, checked.
+
+        Raises :class:`~fedsante.privacy.accountant.BudgetExceeded` (with the numbers) when the run
+        would spend more, and :class:`~fedsante.errors.ConfigError` when no noise can bring it there.
+        """
+        if not self.dp:
+            return self
+        plan = self.privacy_plan()
+        if not self.calibrated:
+            tuned = _calibrated(plan, epsilon, delta, self.stats_fraction)
+            chosen = {"noise_multiplier": tuned.noise_multiplier,
+                      "stats_noise_multiplier": tuned.stats_noise_multiplier,
+                      "evaluation_noise_multiplier": tuned.evaluation_noise_multiplier}
+            params = self.model_copy(update={k: v for k, v in chosen.items() if getattr(self, k) is None})
+            plan = params.privacy_plan()
+        else:
+            params = self
+        plan.check(epsilon, delta)
+        return params
+
+
+@lru_cache(maxsize=64)
+def _calibrated(plan: PrivacyPlan, epsilon: float, delta: float, fraction: float) -> PrivacyPlan:
+    from fedsante.privacy.accountant import calibrate_sigma
+
+    return calibrate_sigma(plan, epsilon, delta, stats_fraction=fraction)

@@ -31,26 +31,29 @@ BASE_URL = "http://desk.invalid"
 async def simulate_study(
     tables: dict[str, HospitalTable], params: dict, *,
     on_progress: Callable[[dict], None] | None = None, round_timeout: float = 30.0,
-    work_dir: Path | None = None, secure: bool = True,
+    work_dir: Path | None = None, secure: bool = True, epsilon: float | None = None,
 ) -> dict:
     """Approve a project over one node per table at an in-memory desk, run it, return the run record.
 
     The project goes through the same governance as in a deployment (accounts, charter checks, two
     reviews, signed approval, acceptance at every node); keys, policies and audit chains are written
-    under ``work_dir`` (a temporary folder by default). ``secure=False`` runs plain FedAvg rounds (and
-    relaxes the simulated nodes' policies accordingly), for benchmarks that compare the two.
+    under ``work_dir`` (a temporary folder by default). ``secure=False`` runs plain FedAvg rounds, and
+    ``params["privacy"] = "none"`` exact ones without differential privacy (each relaxes the desk's
+    settings and the simulated nodes' policies accordingly), for benchmarks that compare them.
+    ``epsilon`` replaces the example project's privacy budget (1.0).
     """
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsante-sim-")))
-        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure)
+        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure, epsilon)
 
 
 async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress, round_timeout: float,
-                    work_dir: Path, secure: bool) -> dict:
+                    work_dir: Path, secure: bool, epsilon: float | None) -> dict:
     token = secrets.token_urlsafe(16)
+    exact = params.get("privacy") == "none"
     settings = DeskSettings(data_dir=work_dir / "desk", round_timeout_seconds=round_timeout,  # SQLite file: one connection per thread
-                            secure_aggregation=secure)
+                            secure_aggregation=secure, allow_exact_runs=exact)
     app = create_app(settings, admin_token=token)
     transport = httpx.ASGITransport(app=app)
     agents, loops, cast = [], [], None
@@ -66,12 +69,15 @@ async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress,
                 await lifecycle.prepare_node(cfg, await desk.keys())
                 if not secure:  # only for comparisons: each operator would have to allow plain updates
                     operator.update_policy(cfg, "secure-aggregation", required=False)
+                if exact:
+                    operator.update_policy(cfg, "differential-privacy", required=False)
                 client = httpx.AsyncClient(base_url=BASE_URL, transport=transport)
                 agents.append(NodeAgent(node_id=node_id, table=table, key=load_key(cfg.key_path), client=client,
                                         guard=operator.guard(cfg), poll_seconds=5))
                 configs.append(cfg)
-            spec = lifecycle.example_spec(list(tables)).model_copy(update={"parameters": params,
-                                                                          "parameter_bounds": {}})
+            spec = lifecycle.example_spec(list(tables))
+            spec = spec.model_copy(update={"parameters": params, "parameter_bounds": {},
+                                           "epsilon": spec.epsilon if epsilon is None else epsilon})
             cast = await lifecycle.create_cast(desk)
             project = await lifecycle.submit_and_approve(cast, spec)
             await lifecycle.accept_everywhere(configs, project["reference"], transport=transport)

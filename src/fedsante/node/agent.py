@@ -21,7 +21,9 @@ from fedsante.federation.catalogue import CATALOGUE
 from fedsante.federation.keys import canonical_json, sha256_hex, sign
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
 from fedsante.node.executor import execute
-from fedsante.node.guard import approval_problems, task_problem
+from fedsante.federation.params import LogRegParams
+from fedsante.node.guard import approval_problems, privacy_problem, task_problem
+from fedsante.node.ledger import DEBIT, KINDS, PrivacyLedger, debit, made
 from fedsante.node.outputs import release_outputs
 from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
@@ -45,6 +47,7 @@ class NodeGuard:
     policy_path: Path
     acceptances: Acceptances
     audit: AuditLog
+    ledger: PrivacyLedger | None = None  # None: read from the audit chain on first use
     seen: set[str] = field(default_factory=set)
     policy: NodePolicy | None = None  # as read by the last call to refusal()
 
@@ -62,7 +65,38 @@ class NodeGuard:
             acceptances = self._auto_accept(task, policy, now or datetime.now(UTC)) or acceptances
         return task_problem(task, node_id=self.node_id, dataset=self.dataset, policy=policy,
                             acceptances=acceptances, installed=installed_algorithms(),
-                            now=now or datetime.now(UTC))
+                            now=now or datetime.now(UTC)) or self._privacy_problem(task, policy)
+
+    def _privacy_problem(self, task: Task, policy: NodePolicy) -> str | None:
+        """Recompute what the run spends here; refuse beyond the approval or this dataset's remaining budget."""
+        if task.kind.startswith("secagg_"):
+            return None  # key exchange releases nothing about the data
+        if self.ledger is None:
+            self.ledger = PrivacyLedger(self.audit)
+        return privacy_problem(task, dataset=self.dataset, policy=policy,
+                               spent=self.ledger.spent(self.dataset, excluding_run=task.run_id),
+                               made=self.ledger.releases(self.dataset, task.run_id))
+
+    def debit(self, task: Task) -> dict | None:
+        """The ledger debit of the release this task made (None for privacy 'none' or a key exchange)."""
+        params = LogRegParams.model_validate(task.params)
+        if not params.dp or task.kind not in KINDS:
+            return None
+        delta, plan = task.approval.document.delta, params.privacy_plan()
+        counts = self.ledger.releases(self.dataset, task.run_id)
+        alone = made(plan, {task.kind: 1})
+        so_far = made(plan, {**counts, task.kind: counts[task.kind] + 1})
+        return debit(dataset=self.dataset, project=task.project, run=task.run_id, kind=task.kind,
+                     round_number=task.round, epsilon=alone.epsilon(delta), run_epsilon=so_far.epsilon(delta),
+                     delta=delta, mechanism=params.privacy)
+
+    def privacy_totals(self) -> dict:
+        if self.ledger is None:
+            return {}
+        spent = self.ledger.totals().get(self.dataset)
+        cap = self.policy.datasets.get(self.dataset) if self.policy else None
+        return {"dataset": self.dataset, **(spent.as_dict() if spent else {"epsilon": 0.0, "delta": 0.0, "runs": 0}),
+                "epsilon_cap": cap.epsilon_cap if cap else None}
 
 
     def requires_secure_aggregation(self) -> bool:
@@ -116,6 +150,7 @@ class NodeAgent:
                     arrays = pack(out)
             except (FedsanteError, ValueError) as exc:
                 error = str(exc)
+        spent = self.guard.debit(task) if error is None else None  # what left the node, counted
         result = TaskResult(task_id=task.task_id, run_id=task.run_id, node_id=self.node_id, ok=error is None,
                             error=error, arrays=arrays, metrics=metrics, payload=payload)
         details = {"task_id": task.task_id, "project": task.project, "kind": task.kind, "round": task.round,
@@ -125,9 +160,12 @@ class NodeAgent:
             log.warning("node %s refused task %s (%s): %s", self.node_id, task.task_id, task.kind, error)
             entry = self.guard.audit.append(self.node_id, "task.refused", task.run_id, {**details, "reason": error})
         else:
-            entry = self.guard.audit.append(self.node_id, "task.executed", task.run_id,
-                                            {**details, "suppressed": suppressed} if suppressed else details)
-        result = result.model_copy(update={"audit_seq": entry.seq, "audit_head": entry.hash})
+            extra = {**({"suppressed": suppressed} if suppressed else {}), **({DEBIT: spent} if spent else {})}
+            entry = self.guard.audit.append(self.node_id, "task.executed", task.run_id, {**details, **extra})
+            if self.guard.ledger is not None:
+                self.guard.ledger.note(entry)
+        result = result.model_copy(update={"audit_seq": entry.seq, "audit_head": entry.hash,
+                                           "privacy": self.guard.privacy_totals()})
         signature = sign(self.key, canonical_json(result.signed_content()))
         return result.model_copy(update={"signature": signature})
 

@@ -1,4 +1,11 @@
-"""What a node computes for each kind of task, on its own table. Only aggregates come out."""
+"""What a node computes for each kind of task, on its own table. Only aggregates come out.
+
+Under differential privacy (``privacy`` 'record' or 'client', the default) every output is a noisy
+release whose noise multiplier the task names and the node has checked against the approval
+(:mod:`fedsante.node.agent`); the noise comes from the operating system's entropy, never from a
+seed the desk knows. With ``privacy='none'`` (refused by nodes unless their policy allows it) the
+outputs are exact and the sampler is seeded, for reproducible benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,12 @@ import numpy as np
 from fedsante.data.heart import HospitalTable
 from fedsante.errors import BadRequest
 from fedsante.federation.params import LogRegParams
-from fedsante.learning.logistic import SGDConfig, predict_proba, sgd
+from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategy import weighted_delta
-from fedsante.reports.metrics import accuracy, roc_auc
+from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_histogram, private_moments, range_scaler
+from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
+from fedsante.reports.metrics import accuracy, histogram_metrics, roc_auc
 
 Arrays = dict[str, np.ndarray]
 
@@ -21,38 +30,81 @@ Arrays = dict[str, np.ndarray]
 def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, node_id: str, round_number: int) -> tuple[Arrays, dict[str, float | None]]:
     """Run one task and return ``(arrays, metrics)`` to send back."""
     settings = LogRegParams.model_validate(params)
+    if settings.dp and not settings.calibrated:
+        raise BadRequest("The task asks for differential privacy without its noise multipliers; the desk sets them "
+                         "when the run starts.")
+    rng = np.random.default_rng() if settings.dp else None
+    lower, upper = table.bounds
     X_train, y_train = table.part("train")
+    if settings.dp or settings.scaling == "bounds":
+        X_train = np.clip(X_train, lower, upper)
+    n = float(len(y_train))
     if kind == "moments":
-        m = Moments.of(X_train)
-        return {"n": np.array([float(m.n)]), "total": m.total, "total_sq": m.total_sq}, {"n": float(m.n)}
-    scaler = _scaler(settings.scaling, arrays, X_train)
+        m = (private_moments(X_train, lower, upper, settings.stats_noise_multiplier, rng) if settings.dp
+             else Moments.of(X_train))
+        return {"n": np.array([float(m.n)]), "total": m.total, "total_sq": m.total_sq}, {"n": n}
+    scaler = _scaler(settings, arrays, X_train, table)
     model = {"coef": _need(arrays, "coef"), "intercept": _need(arrays, "intercept")}
     if kind == "fit":
-        config = SGDConfig(steps=settings.local_steps, lr=settings.lr, batch_size=settings.batch_size, l2=settings.l2)
-        seed = settings.seed * 1_000_003 + round_number * 7919 + zlib.crc32(node_id.encode())
-        local = sgd(model, scaler.transform(X_train), y_train, config, seed=seed)
-        n = float(len(y_train))
-        return weighted_delta(local, model, n), {"n": n}
+        return _fit(settings, model, scaler.transform(X_train), y_train, rng, node_id, round_number)
     if kind == "evaluate":
         X_test, y_test = table.part("test")
+        if settings.dp:
+            X_test = np.clip(X_test, lower, upper)
         proba = predict_proba(model, scaler.transform(X_test))
-        return {}, {
-            "n": float(len(y_test)),
-            "n_positive": float(np.sum(y_test == 1)),
-            "accuracy": _finite(accuracy(y_test, proba)),
-            "auc": _finite(roc_auc(y_test, proba)),
-        }
+        if settings.dp:
+            counts = private_histogram(y_test, proba, settings.evaluation_noise_multiplier, rng)
+            metrics = {**histogram_metrics(counts, len(y_test)), "noise_sd": settings.evaluation_noise_multiplier}
+        else:
+            metrics = {"n": float(len(y_test)), "n_positive": float(np.sum(y_test == 1)),
+                       "accuracy": accuracy(y_test, proba), "auc": roc_auc(y_test, proba)}
+        if settings.membership_check:
+            metrics.update(_membership(settings, model, scaler.transform(X_train), y_train, y_test, proba, rng))
+        return {}, {key: _finite(value) for key, value in metrics.items()}
     raise BadRequest(f"Unknown task kind {kind!r}; this node runs 'moments', 'fit' and 'evaluate'.")
 
 
-def _finite(value: float) -> float | None:
+def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
+         node_id: str, round_number: int) -> tuple[Arrays, dict[str, float]]:
+    """One round of local training: DP-SGD, SGD then client-level noise, or plain SGD."""
+    n = float(len(y))
+    if settings.privacy == "record":
+        config = DPSGDConfig(steps=settings.local_steps, lr=settings.lr, sampling_rate=settings.sampling_rate,
+                             clip_norm=settings.clip_norm, noise_multiplier=settings.noise_multiplier, l2=settings.l2)
+        return weighted_delta(dp_sgd(model, X, y, config, rng), model, n), {"n": n}
+    config = SGDConfig(steps=settings.local_steps, lr=settings.lr, batch_size=settings.batch_size, l2=settings.l2)
+    seed = settings.seed * 1_000_003 + round_number * 7919 + zlib.crc32(node_id.encode())
+    local = sgd(model, X, y, config, seed=seed if rng is None else int(rng.integers(2**63)))
+    if settings.privacy == "client":  # every hospital counts once: weight 1, update clipped and noised
+        delta = weighted_delta(local, model, 1.0)
+        noisy = distributed_noise(delta, max_norm=settings.clip_norm, noise_multiplier=settings.noise_multiplier,
+                                  n_clients=settings.noise_shares or 1, rng=rng)
+        return noisy, {"n": 1.0}
+    return weighted_delta(local, model, n), {"n": n}
+
+
+def _membership(settings: LogRegParams, model: Params, X_train: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
+                proba_test: np.ndarray, rng: np.random.Generator | None) -> dict[str, float]:
+    """The loss-threshold membership-inference AUC, training rows against test rows (noised under DP)."""
+    members = log_losses(y_train, predict_proba(model, X_train))
+    others = log_losses(y_test, proba_test)
+    if rng is None:
+        return {"membership_auc": loss_threshold_auc(members, others)}
+    sigma = settings.stats_noise_multiplier
+    return {"membership_auc": private_membership_auc(members, others, sigma, rng),
+            "membership_noise_sd": sigma * auc_sensitivity(len(members), len(others))}
+
+
+def _finite(value: float | None) -> float | None:
     """NaN (e.g. AUC on a test set with one class) travels as None."""
-    return None if math.isnan(value) else value
+    return None if value is None or math.isnan(value) else value
 
 
-def _scaler(scaling: str, arrays: Arrays, X_train: np.ndarray) -> Scaler:
-    if scaling == "global":
+def _scaler(settings: LogRegParams, arrays: Arrays, X_train: np.ndarray, table: HospitalTable) -> Scaler:
+    if settings.scaling == "global":
         return Scaler(mean=_need(arrays, "mean"), scale=_need(arrays, "scale"))
+    if settings.scaling == "bounds":
+        return range_scaler(*table.bounds)
     return local_scaler(X_train)
 
 

@@ -2,16 +2,22 @@
 
 Before every task: the desk's signature on the task, the approval's signature by a trusted desk key,
 that the approval is for this task's project, its expiry, this hospital's acceptance, the algorithm
-and its code hash, the dataset scope, the parameter bounds, and the hospital's own limits.
+and its code hash, the dataset scope, the parameter bounds, the hospital's own limits, and what the run
+spends of the approval's privacy budget and of the dataset's remaining budget (:func:`privacy_problem`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ValidationError
+
+from fedsante.errors import field_problems
 from fedsante.federation.approval import AlgorithmRef, SignedApproval, bounds_problem, signature_problem
 from fedsante.federation.keys import canonical_json, verify
 from fedsante.federation.messages import Task
+from fedsante.federation.params import DERIVED, LogRegParams
+from fedsante.node.ledger import planned
 from fedsante.node.policy import NodePolicy
 
 
@@ -89,4 +95,43 @@ def task_problem(task: Task, *, node_id: str, dataset: str, policy: NodePolicy, 
     if task.algorithm != doc.algorithm:
         return (f"the task asks for {task.algorithm.id} code hash {task.algorithm.code_hash[:12]}..., approval "
                 f"{doc.approval_id} allows {doc.algorithm.code_hash[:12]}...")
-    return bounds_problem(doc, dict(task.params))
+    return bounds_problem(doc, dict(task.params), DERIVED)
+
+
+def privacy_problem(task: Task, *, dataset: str, policy: NodePolicy, spent: float,
+                    made: dict[str, int] | None = None) -> str | None:
+    """Why the run's privacy spending must not go on here: recomputed by this node, never taken from the desk.
+
+    ``spent`` is the epsilon already spent on ``dataset`` by other runs and ``made`` the releases of each
+    task kind this run has already made here (the node's ledger): a release beyond the run's plan is
+    refused, so a desk cannot spend more by sending a task twice.
+    """
+    try:
+        params = LogRegParams.model_validate(task.params)
+    except ValidationError as exc:
+        return f"invalid task parameters: {'; '.join(field_problems(exc))}"
+    doc = task.approval.document
+    if not params.dp:
+        if policy.require_differential_privacy:
+            return ("the task asks for exact outputs (privacy 'none'); this node sends only differentially private "
+                    "ones (policy require_differential_privacy = true)")
+        return None
+    if not params.calibrated:
+        return "the task asks for differential privacy without its noise multipliers"
+    if doc.epsilon is None or not doc.delta:
+        return f"approval {doc.approval_id} fixes no privacy budget (epsilon, delta > 0)"
+    plan = params.privacy_plan()
+    run = plan.epsilon(doc.delta)
+    if run > doc.epsilon * (1 + 1e-9):
+        return (f"the run would spend epsilon={run:.4g} at delta={doc.delta:g} here ({plan.describe()}), more than "
+                f"its approval's epsilon={doc.epsilon:g}")
+    allowed = planned(plan).get(task.kind)
+    if allowed is not None and (made or {}).get(task.kind, 0) >= allowed:
+        return (f"run {task.run_id} has already made the {allowed} {task.kind!r} release(s) its privacy plan allows "
+                "at this node; another would spend beyond what was approved")
+    cap = policy.datasets[dataset].epsilon_cap
+    if spent + run > cap * (1 + 1e-9):
+        return (f"privacy budget of dataset {dataset!r} exhausted: earlier runs spent epsilon={spent:.4g} of its cap "
+                f"{cap:g}, and this run needs epsilon={run:.4g} more ({spent + run:.4g} in all); the hospital's "
+                "operator decides whether to raise the cap ('fedsante node policy set-cap')")
+    return None

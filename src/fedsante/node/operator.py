@@ -21,6 +21,7 @@ from fedsante.federation.keys import canonical_json, generate_key, load_key, par
 from fedsante.node.agent import NodeGuard, installed_algorithms, raise_for_status
 from fedsante.node.config import NodeConfig, write_config
 from fedsante.node.guard import approval_problems
+from fedsante.node.ledger import PrivacyLedger
 from fedsante.node.policy import Acceptances, DatasetPolicy, NodePolicy, TrustedKey, load_policy, save_policy
 
 DEFAULT_EPSILON_CAP = 10.0
@@ -31,8 +32,9 @@ def audit_log(cfg: NodeConfig) -> AuditLog:
 
 
 def guard(cfg: NodeConfig) -> NodeGuard:
+    audit = audit_log(cfg)
     return NodeGuard(node_id=cfg.node_id, dataset=cfg.dataset_name, policy_path=cfg.policy_path,
-                     acceptances=Acceptances(cfg.acceptances_path), audit=audit_log(cfg))
+                     acceptances=Acceptances(cfg.acceptances_path), audit=audit, ledger=PrivacyLedger(audit))
 
 
 def init_node(cfg: NodeConfig, config_path: Path | None = None) -> str:
@@ -56,7 +58,8 @@ def init_policy(cfg: NodeConfig, *, epsilon_cap: float = DEFAULT_EPSILON_CAP) ->
 
 
 def update_policy(cfg: NodeConfig, change: str, **values: object) -> NodePolicy:
-    """Apply one change: 'trust', 'untrust', 'set-cap', 'k-min', 'auto-accept' or 'secure-aggregation'."""
+    """Apply one change: 'trust', 'untrust', 'set-cap', 'k-min', 'auto-accept', 'secure-aggregation'
+    or 'differential-privacy'."""
     policy = load_policy(cfg.policy_path)
     data = policy.model_dump()
     if change == "trust":
@@ -74,6 +77,8 @@ def update_policy(cfg: NodeConfig, change: str, **values: object) -> NodePolicy:
         data["k_min_floor"] = values["k_min_floor"]
     elif change == "secure-aggregation":
         data["require_secure_aggregation"] = bool(values["required"])
+    elif change == "differential-privacy":
+        data["require_differential_privacy"] = bool(values["required"])
     elif change == "auto-accept":
         data["auto_accept"] = {**data["auto_accept"], **values}
     else:

@@ -47,6 +47,8 @@ class NodePolicy(_Strict):
     datasets: dict[str, DatasetPolicy] = Field({}, description="Per-dataset limits, by dataset name.")
     auto_accept: AutoAccept = AutoAccept()
     require_secure_aggregation: bool = Field(True, description="Send model updates only masked by secure aggregation.")
+    require_differential_privacy: bool = Field(
+        True, description="Run only differentially private tasks (privacy 'record' or 'client'), within the budget.")
 
     def trusted(self) -> dict[str, str]:
         return {k.key_id: k.public_key for k in self.trusted_desk_keys}
@@ -80,7 +82,8 @@ def _toml_value(value: object) -> str:
 def dump_policy(policy: NodePolicy) -> str:
     lines = ["# fedsante node policy: this hospital's own limits. Edit with 'fedsante node policy'.",
              f"k_min_floor = {policy.k_min_floor}",
-             f"require_secure_aggregation = {_toml_value(policy.require_secure_aggregation)}", ""]
+             f"require_secure_aggregation = {_toml_value(policy.require_secure_aggregation)}",
+             f"require_differential_privacy = {_toml_value(policy.require_differential_privacy)}", ""]
     for key in policy.trusted_desk_keys:
         lines += ["[[trusted_desk_keys]]", *(f"{k} = {_toml_value(v)}" for k, v in key.model_dump().items()), ""]
     for name, dataset in policy.datasets.items():

@@ -29,3 +29,36 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     ranks = rankdata(score)
     u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
+
+
+def binned_auc(negative: np.ndarray, positive: np.ndarray) -> float:
+    """AUC from counts per score bin (ties within a bin count one half); NaN with an empty class.
+
+    Counts may be noisy: negative ones are read as 0. With one patient per bin it is the exact AUC.
+
+    >>> binned_auc(np.array([1, 1, 0, 0]), np.array([0, 1, 0, 1]))
+    0.875
+    """
+    negative, positive = np.clip(negative, 0, None), np.clip(positive, 0, None)
+    n_neg, n_pos = float(negative.sum()), float(positive.sum())
+    if n_neg <= 0 or n_pos <= 0:
+        return math.nan
+    below = np.concatenate([[0.0], np.cumsum(negative)[:-1]])
+    return float(np.sum(positive * (below + 0.5 * negative)) / (n_neg * n_pos))
+
+
+def histogram_metrics(counts: np.ndarray, n: float) -> dict[str, float]:
+    """Metrics from a (noisy) score histogram, rows negative/positive, bins of probability, and the count ``n``.
+
+    The histogram's bins must have 0.5 as an edge (an even number of equal bins). Post-processing only:
+    ``n_positive`` is rounded and kept within ``[0, n]``, accuracy within ``[0, 1]``.
+
+    >>> histogram_metrics(np.array([[3.0, 1.0], [1.0, 5.0]]), 10)
+    {'n': 10.0, 'n_positive': 6.0, 'accuracy': 0.8, 'auc': 0.7916666666666666}
+    """
+    counts = np.clip(np.asarray(counts, dtype=float), 0, None)
+    half = counts.shape[1] // 2
+    correct = counts[0, :half].sum() + counts[1, half:].sum()
+    n = float(n)
+    return {"n": n, "n_positive": float(min(max(round(counts[1].sum()), 0), n)),
+            "accuracy": float(min(max(correct / max(n, 1.0), 0.0), 1.0)), "auc": binned_auc(counts[0], counts[1])}
