@@ -54,6 +54,8 @@ def test_each_release_is_debited_in_the_chain_and_the_totals_are_reported(govern
     assert result.privacy == {"dataset": "va", "epsilon": details["run_epsilon"], "delta": 1e-5, "runs": 1,
                               "epsilon_cap": 10.0}
     assert result.metrics["noise_sd"] > 1  # the evaluation counts are noised
+    # VA has 10 test patients without the disease: k_min applies to the true class counts, whatever the noise
+    assert result.metrics["auc"] is None and result.metrics["n_positive"] is None
     assert verify_file(governed.audit.path).ok
 
 

@@ -173,9 +173,10 @@ class NodeAgent:
         """Run the task on the local table and pass its outputs through disclosure control."""
         out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
                                node_id=self.node_id, round_number=task.round)
+        y_test = self.table.part("test")[1]
         return release_outputs(task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
-                               n_test=len(self.table.part("test")[1]), n_total=len(self.table.y),
-                               k_min=self.guard.k_min(task), group=self.node_id)
+                               n_test=len(y_test), n_total=len(self.table.y), k_min=self.guard.k_min(task),
+                               group=self.node_id, n_positive=int(np.sum(y_test == 1)))
 
     def _vector(self, task: Task) -> np.ndarray:
         """What secure aggregation masks: moments as n, sums, sums of squares; an update then its weight n."""

@@ -16,8 +16,12 @@ Arrays = dict[str, np.ndarray]
 
 
 def release_outputs(kind: str, arrays: Arrays, metrics: dict[str, float | None], *, n_train: int, n_test: int,
-                    n_total: int, k_min: int, group: str) -> tuple[Arrays, dict[str, float | None], list[str]]:
+                    n_total: int, k_min: int, group: str,
+                    n_positive: int | None = None) -> tuple[Arrays, dict[str, float | None], list[str]]:
     """Apply k_min and the per-patient guard to one task's outputs (``k_min`` >= 11, the strictest that applies).
+
+    ``n_positive`` is the true number of test patients with the outcome: under DP the released count is
+    noisy, but whether a class is under k_min is decided on the true counts.
 
     >>> arrays, metrics, notes = release_outputs("evaluate", {}, {"n": 16.0, "n_positive": 15.0, "accuracy": 0.9,
     ...     "auc": 0.8}, n_train=30, n_test=16, n_total=46, k_min=11, group="switzerland")
@@ -33,5 +37,7 @@ def release_outputs(kind: str, arrays: Arrays, metrics: dict[str, float | None],
     assert_aggregate_only(arrays, n, other_counts=(n_train, n_test, n_total))
     if kind != "evaluate":
         return arrays, metrics, []
-    release = protect_metrics(metrics, n, policy, group=group)
-    return arrays, dict(release.values), release.log_lines()
+    checked = metrics if n_positive is None or "n_positive" not in metrics else {**metrics, "n_positive": n_positive}
+    release = protect_metrics(checked, n, policy, group=group)
+    values = {key: None if release.values[key] is None else metrics[key] for key in metrics}
+    return arrays, values, release.log_lines()
