@@ -42,7 +42,10 @@ def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path
     assert 0.99 <= results["privacy"]["epsilon"] <= 1.0 and results["privacy"]["mechanism"] == "record"
     assert results["signed_results"] == 4 * (2 + 15 * 2 + 1)  # set-up, 15 rounds (2 stages each), evaluation
     assert "federated" in done.stdout and "pooled" in done.stdout
-    assert "<table>" in (tmp_path / "demo" / "report.html").read_text()
+    report = (tmp_path / "demo" / "report.html").read_text()
+    assert "<table>" in report and "<h2>Privacy</h2>" in report and "Membership-inference check" in report
+    assert results["membership"]["ceiling"] == pytest.approx(0.731, abs=1e-3)  # e / (1 + e) at epsilon = 1
+    assert set(results["membership"]["hospitals"]) == set(results["run"]["nodes"])
     with pytest.raises(httpx.TransportError):  # the desk process is gone
         httpx.get(results["desk_url"] + "/health", timeout=2)
 

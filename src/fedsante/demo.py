@@ -21,6 +21,7 @@ from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.federation.params import LogRegParams
 from fedsante.launcher import HOSPITAL_NAMES, Deployment
 from fedsante.learning.scaling import Scaler
+from fedsante.privacy.membership import dp_auc_ceiling
 from fedsante.reports.study import write_report
 
 async def _run_study(deployment: Deployment, params: LogRegParams, console: Console) -> tuple[dict, list[dict], dict]:
@@ -133,12 +134,22 @@ def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds
         "timing": {"total_seconds": seconds, "round_seconds": run["result"]["round_seconds"],
                    "median_round_seconds": statistics.median(run["result"]["round_seconds"])},
         "privacy": run.get("privacy"),
+        "membership": membership(run),
         "notes": ("'federated, DP at nodes' was computed by each node on its own test rows, with Gaussian noise "
                   "(differential privacy) and disclosure control: an AUC is withheld where one outcome class has "
                   "fewer than k_min = 11 test patients. 'federated' scores the released model, and the local and "
                   "pooled rows are models trained without DP, all centralised comparisons computed from the "
                   "bundled public data, which a real deployment cannot do."),
     }
+
+
+def membership(run: dict) -> dict:
+    """Each hospital's noisy membership-attack AUC and the ceiling the run's DP guarantee puts on any attack."""
+    privacy = run.get("privacy") or {}
+    ceiling = dp_auc_ceiling(privacy["epsilon"], privacy["delta"]) if privacy.get("epsilon") is not None else None
+    return {"ceiling": ceiling, "hospitals": {
+        h: {"auc": m.get("membership_auc"), "noise_sd": m.get("membership_noise_sd")}
+        for h, m in run["result"]["node_metrics"].items()}}
 
 
 def results_table(results: dict) -> Table:
