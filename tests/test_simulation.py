@@ -11,6 +11,7 @@ from fedsante.federation.simulation import simulate_study
 from fedsante.learning.logistic import init_params, predict_proba
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.reports.metrics import accuracy
+from fedsante.reports.performance import GroupStats, auc, group_stats
 from fedsante.learning.strategy import FedAvg, sum_params
 from fedsante.node.executor import execute
 
@@ -46,6 +47,17 @@ def test_federated_run_equals_the_same_fedavg_computed_directly(tables) -> None:
     assert np.max(np.abs(np.array(run["result"]["scaler"]["mean"]) - scaler.mean)) <= mean_bound
     np.testing.assert_allclose(run["result"]["scaler"]["scale"], scaler.scale, rtol=1e-6)
     np.testing.assert_allclose(run["result"]["model"]["coef"], model["coef"], rtol=0, atol=1e-6)
+
+    # The evaluation statistics summed over hospitals equal those of the pooled predictions of the released model
+    released = {k: np.array(v) for k, v in run["result"]["model"].items()}
+    run_scaler = Scaler(mean=np.array(run["result"]["scaler"]["mean"]), scale=np.array(run["result"]["scaler"]["scale"]))
+    shared = run["result"]["node_stats"]
+    assert set(shared) == {"cleveland", "hungarian"}  # Switzerland and VA: a class under k_min, withheld
+    y = np.concatenate([tables[h].part("test")[1] for h in shared])
+    p = np.concatenate([predict_proba(released, run_scaler.transform(tables[h].part("test")[0])) for h in shared])
+    summed = sum(GroupStats.from_vector(np.array(v)) for v in shared.values())
+    np.testing.assert_allclose(summed.as_vector(), group_stats(y, p).as_vector(), rtol=1e-12, atol=1e-9)
+    assert abs(auc(summed) - auc(group_stats(y, p))) < 1e-12
 
 
 def test_default_study_is_private_within_its_approval_and_reaches_the_accuracy_floor(tables) -> None:

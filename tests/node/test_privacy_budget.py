@@ -122,3 +122,26 @@ def test_pruning_carries_the_totals_forward(governed, agent) -> None:
     after = PrivacyLedger(governed.audit).totals()["va"]
     assert after == before
     assert verify_file(governed.audit.path).ok
+
+
+def test_evaluation_statistics_are_one_noisy_release_and_withheld_for_a_small_class(tmp_path, governed, agent) -> None:
+    import numpy as np
+
+    from conftest import make_governed
+    from fedsante.federation.messages import unpack
+    from fedsante.reports.performance import GroupStats, group_stats
+
+    assert "stats" not in run_tasks(governed, agent, "run1")[0].arrays  # VA: 10 test patients without the disease
+
+    cleveland = make_governed(tmp_path / "cleveland", node_id="cleveland", dataset="cleveland")
+    node = NodeAgent(node_id="cleveland", table=load_hospital("cleveland"), key=cleveland.node_key, client=None,
+                     guard=cleveland.guard())
+    result = node.handle(cleveland.task("evaluate", run_id="run1", round=16, arrays=_model_arrays()))
+    assert result.ok, result.error
+    noisy = GroupStats.from_vector(unpack(result.arrays)["stats"])
+    y = load_hospital("cleveland").part("test")[1]
+    exact = group_stats(y, np.full(len(y), 0.5))  # the zero model predicts 0.5 for everyone
+    assert noisy.as_vector().shape == exact.as_vector().shape == (42,)
+    assert not np.allclose(noisy.counts, exact.counts)  # noised
+    assert abs(noisy.counts.sum() - len(y)) < 20 * 4.5 * result.metrics["noise_sd"]
+    assert result.metrics["n"] == len(y) and result.metrics["auc"] is not None

@@ -215,6 +215,7 @@ def _serialise(outcome: RunOutcome) -> dict:
             "mean": outcome.scaler.mean.tolist(), "scale": outcome.scaler.scale.tolist()},
         "features": list(FEATURES),
         "node_metrics": outcome.node_metrics,
+        "node_stats": outcome.node_stats,
         "train_n": outcome.train_n,
         "round_seconds": outcome.round_seconds,
         "secure_setup_seconds": outcome.setup_seconds,

@@ -55,6 +55,7 @@ CATALOGUE = {
                 "fedsante.node.executor",
                 "fedsante.privacy.dp",
                 "fedsante.privacy.membership",
+                "fedsante.reports.performance",
             ),
         ),
     )

@@ -52,6 +52,7 @@ class RunOutcome:
     round_seconds: list[float] = field(default_factory=list)
     train_n: dict[str, float] = field(default_factory=dict)
     setup_seconds: float = 0.0  # secure aggregation's one-off set-up of every round's keys and shares
+    node_stats: dict[str, list[float]] = field(default_factory=dict)  # evaluation statistics (reports.performance)
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event,
                            nodes=active)
     metrics = {node: reply.metrics for node, reply in replies.items()}
+    stats = {node: reply.arrays["stats"].tolist() for node, reply in replies.items() if "stats" in reply.arrays}
     return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
-                      train_n=train_n, setup_seconds=setup_seconds)
+                      train_n=train_n, setup_seconds=setup_seconds, node_stats=stats)
 
 
 def _global_scaler(plan: RunPlan, parts: list[Moments]) -> Scaler:

@@ -20,9 +20,10 @@ from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategy import weighted_delta
-from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_histogram, private_moments, range_scaler
+from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, gaussian_release, private_moments, range_scaler
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
-from fedsante.reports.metrics import accuracy, histogram_metrics, roc_auc
+from fedsante.reports.metrics import roc_auc
+from fedsante.reports.performance import SENSITIVITY, GroupStats, group_stats, release_weights, summary
 
 Arrays = dict[str, np.ndarray]
 
@@ -52,15 +53,19 @@ def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, no
         if settings.dp:
             X_test = np.clip(X_test, lower, upper)
         proba = predict_proba(model, scaler.transform(X_test))
+        stats = group_stats(y_test, proba)
         if settings.dp:
-            counts = private_histogram(y_test, proba, settings.evaluation_noise_multiplier, rng)
-            metrics = {**histogram_metrics(counts, len(y_test)), "noise_sd": settings.evaluation_noise_multiplier}
+            stats = _private_stats(stats, settings.evaluation_noise_multiplier, rng)
+        metrics = {**summary(stats), "n": float(len(y_test))}  # row counts are public
+        metrics["n_positive"] = float(min(max(round(metrics["n_positive"]), 0), len(y_test)))
+        if settings.dp:
+            metrics["noise_sd"] = settings.evaluation_noise_multiplier
         else:
-            metrics = {"n": float(len(y_test)), "n_positive": float(np.sum(y_test == 1)),
-                       "accuracy": accuracy(y_test, proba), "auc": roc_auc(y_test, proba)}
+            metrics["auc"] = roc_auc(y_test, proba)  # exact, from the predictions
+        arrays = {"stats": stats.as_vector()}
         if settings.membership_check:
             metrics.update(_membership(settings, model, scaler.transform(X_train), y_train, y_test, proba, rng))
-        return {}, {key: _finite(value) for key, value in metrics.items()}
+        return arrays, {key: _finite(value) for key, value in metrics.items()}
     raise BadRequest(f"Unknown task kind {kind!r}; this node runs 'moments', 'fit' and 'evaluate'.")
 
 
@@ -81,6 +86,13 @@ def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rn
                                   n_clients=settings.noise_shares or 1, rng=rng)
         return noisy, {"n": 1.0}
     return weighted_delta(local, model, n), {"n": n}
+
+
+def _private_stats(stats: GroupStats, sigma: float, rng: np.random.Generator) -> GroupStats:
+    """The evaluation statistics as one Gaussian release (each patient's contribution bounded, see performance)."""
+    weights = release_weights(stats.bins)
+    noisy = gaussian_release(stats.as_vector() * weights, SENSITIVITY, sigma, rng) / weights
+    return GroupStats.from_vector(noisy, stats.bins)
 
 
 def _membership(settings: LogRegParams, model: Params, X_train: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,
