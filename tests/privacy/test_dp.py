@@ -13,11 +13,10 @@ from scipy.stats import norm
 from fedsante.errors import ConfigError
 from fedsante.learning.logistic import SGDConfig, gradient, sgd
 from fedsante.learning.scaling import Moments, combine
-from fedsante.reports.metrics import accuracy, binned_auc, histogram_metrics, roc_auc
 from fedsante.privacy.accountant import (BudgetExceeded, PrivacyPlan, calibrate_sigma, epsilon_for, gaussian_event,
                                          sgd_event)
 from fedsante.privacy.dp import (DPSGDConfig, clip_rows, clip_update, distributed_noise, dp_sgd, flatten,
-                                 gaussian_release, per_example_gradients, private_histogram, private_moments,
+                                 gaussian_release, per_example_gradients, private_moments,
                                  private_scaler, range_scaler, unflatten)
 
 
@@ -157,21 +156,6 @@ def test_private_scaler_survives_absurd_noise() -> None:
     scaler = private_scaler([m], lower, upper)
     assert 0 <= scaler.mean[0] <= 10 and 0.5 <= scaler.scale[0] <= 5
     np.testing.assert_allclose(range_scaler(lower, upper).transform(np.array([[0.0], [10.0]])).ravel(), [-1, 1])
-
-
-def test_private_histogram_counts_each_patient_once_and_gives_the_metrics() -> None:
-    rng = np.random.default_rng(3)
-    y = (rng.random(300) < 0.4).astype(float)
-    p = np.clip(0.3 * y + rng.random(300) * 0.7, 0, 1)
-    counts = private_histogram(y, p, 0.0, np.random.default_rng(0))
-    assert counts.shape == (2, 10) and counts.sum() == 300 and counts[1].sum() == y.sum()
-    metrics = histogram_metrics(counts, 300)
-    assert metrics["accuracy"] == accuracy(y, p) and metrics["n_positive"] == y.sum()
-    assert abs(metrics["auc"] - roc_auc(y, p)) < 0.02  # binned: ties within a decile count one half
-    fine = private_histogram(y, p, 0.0, np.random.default_rng(0), bins=100_000)  # one patient per bin: exact
-    assert math.isclose(binned_auc(fine[0], fine[1]), roc_auc(y, p), rel_tol=1e-12)
-    noisy = [private_histogram(y, p, 2.0, np.random.default_rng(s)) - counts for s in range(200)]
-    assert 1.8 < np.std(noisy) < 2.2  # sensitivity 1: noise sigma
 
 
 # --- accounting, against independent computations -------------------------------------------------------------------

@@ -7,7 +7,8 @@ of the run is one ``DpEvent``:
 * DP-SGD, ``rounds * local_steps`` steps: ``SelfComposedDpEvent(PoissonSampledDpEvent(q,
   GaussianDpEvent(sigma)), steps)``; the model updates sent each round are post-processing of them;
 * the membership check (:mod:`fedsante.privacy.membership`): ``GaussianDpEvent`` on both sides;
-* each evaluation (:func:`fedsante.privacy.dp.private_histogram`): ``GaussianDpEvent``.
+* each evaluation (the statistics of :mod:`fedsante.reports.performance`, released by the node's
+  executor): ``GaussianDpEvent``.
 
 Each side's events are composed sequentially in one :class:`dp_accounting.rdp.RdpAccountant` and
 converted to ``epsilon`` at ``delta`` once. The training and test rows are disjoint and each patient

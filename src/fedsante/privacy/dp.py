@@ -9,8 +9,7 @@ of steps) into ``(epsilon, delta)``.
 * :func:`dp_sgd`: DP-SGD (Abadi et al. 2016) with Poisson sampling at rate ``q``, per-example
   L2 clipping at ``C`` and ``N(0, (sigma C)^2)`` noise on the summed clipped gradient, divided by the
   expected batch size ``q n``. The L2 penalty is data-independent and is added outside the noisy part.
-* :func:`private_moments` and :func:`private_histogram`: the standardisation statistics and the
-  evaluation counts, released once each with :func:`gaussian_release`.
+* :func:`private_moments`: the standardisation statistics, released once each with :func:`gaussian_release`.
 * :func:`clip_update` and :func:`distributed_noise`: client-level DP-FedAvg (McMahan et al. 2018),
   where each node clips its update and adds its share of the noise before secure aggregation.
 
@@ -30,8 +29,8 @@ from fedsante.learning.scaling import Moments, Scaler
 
 __all__ = [
     "DPSGDConfig", "clip_rows", "clip_update", "distributed_noise", "dp_sgd", "flatten", "gaussian_release",
-    "moments_sensitivity", "per_example_gradients", "private_histogram", "private_moments", "private_scaler",
-    "range_scaler", "score_histogram", "unflatten",
+    "moments_sensitivity", "per_example_gradients", "private_moments", "private_scaler",
+    "range_scaler", "unflatten",
 ]
 
 
@@ -232,30 +231,3 @@ def range_scaler(lower: np.ndarray, upper: np.ndarray) -> Scaler:
     """Standardisation from public bounds alone (no release): maps ``[lower, upper]`` to ``[-1, 1]``."""
     lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
     return Scaler(mean=(upper + lower) / 2, scale=(upper - lower) / 2)
-
-
-SCORE_BINS = 10
-"""Bins of predicted probability in an evaluation release: deciles, so 0.5 is a bin edge."""
-
-
-def score_histogram(y_true: np.ndarray, proba: np.ndarray, bins: int = SCORE_BINS) -> np.ndarray:
-    """Counts of patients by outcome (row 0 negative, row 1 positive) and bin of predicted probability.
-
-    >>> score_histogram(np.array([0, 1, 1]), np.array([0.05, 0.55, 1.0]), bins=2).tolist()
-    [[1.0, 0.0], [0.0, 2.0]]
-    """
-    index = np.minimum((np.asarray(proba, dtype=float) * bins).astype(int), bins - 1)
-    positive = np.asarray(y_true) == 1
-    return np.stack([np.bincount(index[~positive], minlength=bins),
-                     np.bincount(index[positive], minlength=bins)]).astype(float)
-
-
-def private_histogram(y_true: np.ndarray, proba: np.ndarray, sigma: float, rng: np.random.Generator,
-                      *, bins: int = SCORE_BINS) -> np.ndarray:
-    """Noisy :func:`score_histogram` (one Gaussian release, L2 sensitivity 1).
-
-    One patient falls in exactly one cell, so adding or removing them changes one count by 1. The
-    confusion matrix at 0.5, accuracy, a binned AUC and the reliability curve follow by
-    post-processing (:func:`fedsante.reports.metrics.histogram_metrics`).
-    """
-    return gaussian_release(score_histogram(y_true, proba, bins), 1.0, sigma, rng)

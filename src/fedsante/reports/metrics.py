@@ -45,20 +45,3 @@ def binned_auc(negative: np.ndarray, positive: np.ndarray) -> float:
         return math.nan
     below = np.concatenate([[0.0], np.cumsum(negative)[:-1]])
     return float(np.sum(positive * (below + 0.5 * negative)) / (n_neg * n_pos))
-
-
-def histogram_metrics(counts: np.ndarray, n: float) -> dict[str, float]:
-    """Metrics from a (noisy) score histogram, rows negative/positive, bins of probability, and the count ``n``.
-
-    The histogram's bins must have 0.5 as an edge (an even number of equal bins). Post-processing only:
-    ``n_positive`` is rounded and kept within ``[0, n]``, accuracy within ``[0, 1]``.
-
-    >>> histogram_metrics(np.array([[3.0, 1.0], [1.0, 5.0]]), 10)
-    {'n': 10.0, 'n_positive': 6.0, 'accuracy': 0.8, 'auc': 0.7916666666666666}
-    """
-    counts = np.clip(np.asarray(counts, dtype=float), 0, None)
-    half = counts.shape[1] // 2
-    correct = counts[0, :half].sum() + counts[1, half:].sum()
-    n = float(n)
-    return {"n": n, "n_positive": float(min(max(round(counts[1].sum()), 0), n)),
-            "accuracy": float(min(max(correct / max(n, 1.0), 0.0), 1.0)), "auc": binned_auc(counts[0], counts[1])}
