@@ -1,0 +1,163 @@
+"""The trust report of a run: performance, calibration, explanation, privacy and a model card.
+
+Built at the desk from what the run released (pure: takes the run, the registry record of its
+project and the nodes' metadata, returns a JSON-serialisable dict; :mod:`fedsante.reports.render`
+turns it into HTML and plain-language summaries). Nothing here sees a patient: performance and
+calibration come from each hospital's evaluation statistics (:class:`~fedsante.reports.performance.GroupStats`,
+noised under differential privacy), summed per territory and over the federation; the explanation
+comes from the released model's coefficients. A group under k_min patients, or with an outcome class
+under k_min, is suppressed, not shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from fedsante.privacy.disclosure import DisclosurePolicy
+from fedsante.privacy.membership import dp_auc_ceiling
+from fedsante.reports.explain import odds_ratios
+from fedsante.reports.performance import GroupStats, reliability_curve, summary
+
+SCHEMA = "fedsante-trust-report/1"
+WITHHELD = "withheld at the hospital: an outcome class has fewer than k_min patients in its test set"
+
+
+def project_reference(run: dict) -> str:
+    """The project reference of a run, from its approval id ``<reference>-v<version>``."""
+    approval = run.get("approval_id") or ""
+    return approval.rsplit("-v", 1)[0] if "-v" in approval else ""
+
+
+def group_entry(stats: GroupStats | None, k_min: int, *, reason: str | None = None) -> dict:
+    """Metrics and reliability curve of one group, or ``metrics: None`` with the reason it is suppressed."""
+    if stats is None:
+        return {"metrics": None, "reason": reason or WITHHELD}
+    policy = DisclosurePolicy(k_min=k_min)
+    counts = (stats.n, stats.n_positive, stats.n - stats.n_positive)
+    if any(0 < round(c) and policy.is_small(int(round(c))) for c in counts) or round(stats.n) <= 0:
+        return {"metrics": None, "reason": f"suppressed: fewer than k_min = {k_min} patients in the group or one of its "
+                                           "outcome classes"}
+    metrics = {k: _clean(v) for k, v in summary(stats).items()}
+    metrics["reliability"] = [{k: _clean(v) for k, v in row.items()} for row in reliability_curve(stats)]
+    return {"metrics": metrics, "reason": None}
+
+
+def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
+    """Per hospital (its own statistics), per territory and pooled (sums of the hospitals' statistics)."""
+    shared = {node: GroupStats.from_vector(np.asarray(v)) for node, v in run["result"].get("node_stats", {}).items()}
+    hospitals = {}
+    for node in run["nodes"]:
+        info = nodes.get(node, {})
+        hospitals[node] = {"label": info.get("hospital_name") or node, "territory": info.get("territory") or "",
+                           **group_entry(shared.get(node), k_min)}
+    by_territory: dict[str, list[str]] = defaultdict(list)
+    for node in run["nodes"]:
+        if hospitals[node]["territory"]:
+            by_territory[hospitals[node]["territory"]].append(node)
+    territories = {}
+    for territory, sites in by_territory.items():
+        parts = [shared[s] for s in sites if s in shared]
+        territories[territory] = {"sites": sites, **group_entry(sum(parts) if parts else None, k_min)}
+    pooled_sites = [n for n in run["nodes"] if n in shared]
+    pooled = group_entry(sum(shared[n] for n in pooled_sites) if pooled_sites else None, k_min)
+    return {"pooled": {"label": "all hospitals", "sites": pooled_sites, **pooled}, "hospitals": hospitals,
+            "territories": territories}
+
+
+def explanation(run: dict) -> dict:
+    """Coefficients and odds ratios of the released logistic regression, by decreasing weight."""
+    result = run["result"]
+    model = {k: np.asarray(v, dtype=float) for k, v in result["model"].items()}
+    scale = np.asarray(result["scaler"]["scale"], dtype=float) if result.get("scaler") else np.ones(model["coef"].size)
+    ratios = odds_ratios(model, scale)
+    rows = [{"feature": name, "coef": float(c), "odds_ratio_per_unit": float(u), "odds_ratio_per_scale_unit": float(s),
+             "direction": "raises risk" if c > 0 else "lowers risk" if c < 0 else "no effect"}
+            for name, c, u, s in zip(result["features"], model["coef"], ratios["per_unit"], ratios["per_sd"])]
+    rows.sort(key=lambda row: -abs(row["coef"]))
+    return {"method": "Exact coefficients of the released model (log-odds per scale unit of each feature); per-patient "
+                      "explanations are computed only inside each hospital.", "features": rows}
+
+
+def privacy(run: dict) -> dict | None:
+    """What each hospital spent, release by release, and the membership-inference check."""
+    spent = run.get("privacy") or {}
+    if spent.get("epsilon") is None:
+        return None
+    metrics = run["result"]["node_metrics"]
+    noise = [m.get("noise_sd") for m in metrics.values() if m.get("noise_sd") is not None]
+    return {**spent, "noise_sd": noise[0] if noise else None, "membership": {
+        "ceiling": dp_auc_ceiling(spent["epsilon"], spent["delta"]),
+        "hospitals": {node: {"auc": _clean(m.get("membership_auc")), "noise_sd": _clean(m.get("membership_noise_sd"))}
+                      for node, m in metrics.items()}}}
+
+
+def model_card(spec: dict, run: dict, nodes: dict[str, dict]) -> dict:
+    """The registry record and the run, under TRIPOD+AI item names."""
+    def text(key: str) -> str:
+        return str(spec.get(key) or "").strip()
+
+    sites = ", ".join(f"{nodes.get(n, {}).get('hospital_name') or n} ({nodes.get(n, {}).get('territory') or '?'})"
+                      for n in run["nodes"])
+    spent = run.get("privacy") or {}
+    items = [
+        ("1 Title", text("title")),
+        ("3a Healthcare context", text("public_interest_justification")),
+        ("3b Target population and intended users", text("population")),
+        ("4 Objectives", text("objectives")),
+        ("5a Data sources", sites),
+        ("9 Predictors", ", ".join(run["result"]["features"])),
+        ("12 Analytical methods", f"{run['algorithm_id']} {run['algorithm_version']}, {run['rounds']} federated rounds "
+                                  f"(FedAvg under secure aggregation), code hash {run['code_hash'][:16]}..."),
+        ("14 Fairness", text("equity_statement")),
+        ("17 Ethical approval", f"approval {run.get('approval_id')}; legal basis: {text('legal_basis')}; "
+                                f"formality {text('formality')}"),
+        ("18a Funding", text("funding")),
+        ("18b Conflicts of interest", text("conflicts_of_interest")),
+        ("19 Patient and public involvement", text("patient_involvement")),
+        ("Privacy", f"differential privacy epsilon = {spent['epsilon']:.3g}, delta = {spent['delta']:g} per hospital"
+                    if spent.get("epsilon") is not None else "no differential privacy (exact benchmark run)"),
+    ]
+    return {"items": [{"item": item, "text": value} for item, value in items if value]}
+
+
+LIMITATIONS = [
+    "Performance figures come from each hospital's test patients; under differential privacy they carry noise "
+    "(see the privacy section), which is large for small hospitals.",
+    "The AUC is computed from counts per tenth of predicted risk (ties within a tenth count one half), and the "
+    "calibration slope and intercept from the same tenths: both approximate the per-patient values.",
+    "Subgroup (sex, age) fairness, permutation importance and the carbon footprint are not in this report yet.",
+]
+
+
+def build_report(run: dict, nodes: dict[str, dict], spec: dict | None = None, *, k_min: int = 11) -> dict:
+    """The trust report of a completed run (``run`` as the desk's API returns it, outputs released)."""
+    if run.get("status") != "completed" or not run.get("result"):
+        raise ValueError(f"Run {run.get('id')} has no released outputs (status {run.get('status')!r}); a trust report "
+                         "needs a completed run whose outputs were released.")
+    spec = spec or {}
+    return {
+        "schema": SCHEMA,
+        "run": {"id": run["id"], "project": project_reference(run), "title": spec.get("title", ""),
+                "algorithm": f"{run['algorithm_id']} {run['algorithm_version']}", "code_hash": run["code_hash"],
+                "nodes": list(run["nodes"]), "rounds": run["rounds"], "finished_at": _iso(run.get("finished_at")),
+                "k_min": k_min},
+        "model_card": model_card(spec, run, nodes),
+        "performance": performance(run, nodes, k_min),
+        "explanation": explanation(run),
+        "privacy": privacy(run),
+        "limitations": LIMITATIONS,
+    }
+
+
+def _clean(value: object) -> object:
+    """NaN and infinities as None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _iso(value: object) -> str | None:
+    return None if value is None else str(value)

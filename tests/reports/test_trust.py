@@ -1,0 +1,96 @@
+"""The trust report's numbers against a centralised computation on the same data and the same model."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import pytest
+
+from fedsante import lifecycle
+from fedsante.data.heart import HOSPITALS, load_hospital
+from fedsante.federation.simulation import simulate_study
+from fedsante.launcher import HOSPITAL_NAMES
+from fedsante.learning.logistic import predict_proba
+from fedsante.learning.scaling import Scaler
+from fedsante.reports.performance import auc, brier, group_stats, summary
+from fedsante.reports.trust import WITHHELD, build_report, project_reference
+
+NODES = {h: {"hospital_name": name, "territory": territory} for h, (name, territory) in HOSPITAL_NAMES.items()}
+
+
+@pytest.fixture(scope="module")
+def exact():
+    """An exact (no DP) run, so that every number can be recomputed centrally from the released model."""
+    tables = {h: load_hospital(h) for h in HOSPITALS}
+    run = asyncio.run(simulate_study(tables, {"privacy": "none", "scaling": "global", "rounds": 3}))
+    spec = lifecycle.example_spec(list(tables)).model_dump(mode="json")
+    return tables, run, build_report(run, NODES, spec)
+
+
+def predictions(run: dict, table) -> tuple[np.ndarray, np.ndarray]:
+    model = {k: np.array(v) for k, v in run["result"]["model"].items()}
+    scaler = Scaler(mean=np.array(run["result"]["scaler"]["mean"]), scale=np.array(run["result"]["scaler"]["scale"]))
+    X, y = table.part("test")
+    return y, predict_proba(model, scaler.transform(X))
+
+
+def test_per_hospital_and_pooled_figures_equal_the_centralised_ones(exact) -> None:
+    tables, run, report = exact
+    perf = report["performance"]
+    for node in ("cleveland", "hungarian"):
+        y, p = predictions(run, tables[node])
+        central = summary(group_stats(y, p))
+        got = perf["hospitals"][node]["metrics"]
+        for key in ("auc", "accuracy", "brier", "oe_ratio", "calibration_slope", "auc_ci_low", "sensitivity"):
+            assert math.isclose(got[key], central[key], rel_tol=1e-9, abs_tol=1e-12), key
+    ys, ps = zip(*(predictions(run, tables[n]) for n in ("cleveland", "hungarian")))
+    pooled = group_stats(np.concatenate(ys), np.concatenate(ps))
+    assert perf["pooled"]["sites"] == ["cleveland", "hungarian"]
+    assert abs(perf["pooled"]["metrics"]["auc"] - auc(pooled)) < 1e-9
+    assert abs(perf["pooled"]["metrics"]["brier"] - brier(pooled)) < 1e-9
+    assert perf["pooled"]["metrics"]["n"] == len(pooled_y := np.concatenate(ys)) and pooled_y.size == 193
+
+
+def test_a_hospital_with_a_class_under_k_min_is_suppressed_everywhere_it_would_show(exact) -> None:
+    _, _, report = exact
+    perf = report["performance"]
+    for node in ("switzerland", "va"):  # 1 and 10 test patients without the disease
+        assert perf["hospitals"][node]["metrics"] is None and perf["hospitals"][node]["reason"] == WITHHELD
+        territory = perf["territories"][NODES[node]["territory"]]
+        assert territory["metrics"] is None  # its territory holds no other hospital
+    assert perf["territories"]["Ohio, USA"]["metrics"]["auc"] == perf["hospitals"]["cleveland"]["metrics"]["auc"]
+
+
+def test_explanation_is_the_released_models_coefficients(exact) -> None:
+    _, run, report = exact
+    rows = report["explanation"]["features"]
+    coef = dict(zip(run["result"]["features"], run["result"]["model"]["coef"]))
+    assert {r["feature"] for r in rows} == set(coef)
+    assert [abs(r["coef"]) for r in rows] == sorted((abs(c) for c in coef.values()), reverse=True)
+    for r in rows:
+        assert math.isclose(r["odds_ratio_per_scale_unit"], math.exp(coef[r["feature"]]), rel_tol=1e-12)
+
+
+def test_model_card_and_run_identity(exact) -> None:
+    _, run, report = exact
+    assert report["run"]["project"] == project_reference(run) and report["run"]["project"].startswith("RAIH-")
+    items = {i["item"]: i["text"] for i in report["model_card"]["items"]}
+    assert "Cleveland Clinic Foundation (Ohio, USA)" in items["5a Data sources"]
+    assert items["Privacy"].startswith("no differential privacy")
+    assert report["privacy"] is None  # an exact benchmark run
+
+
+def test_a_private_run_reports_its_budget_and_membership_check() -> None:
+    tables = {h: load_hospital(h) for h in ("cleveland", "hungarian")}
+    run = asyncio.run(simulate_study(tables, {"rounds": 2}))
+    report = build_report(run, NODES)
+    assert 0.99 <= report["privacy"]["epsilon"] <= 1.0 and report["privacy"]["noise_sd"] > 1
+    assert report["privacy"]["membership"]["ceiling"] == pytest.approx(0.731, abs=1e-3)
+    assert set(report["privacy"]["membership"]["hospitals"]) == {"cleveland", "hungarian"}
+
+
+def test_a_run_without_released_outputs_has_no_report() -> None:
+    with pytest.raises(ValueError, match="has no released outputs"):
+        build_report({"id": "r1", "status": "completed", "result": None}, NODES)
