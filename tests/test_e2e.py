@@ -46,6 +46,11 @@ def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path
     assert "<table>" in report and "<h2>Privacy</h2>" in report and "Membership-inference check" in report
     assert results["membership"]["ceiling"] == pytest.approx(0.731, abs=1e-3)  # e / (1 + e) at epsilon = 1
     assert set(results["membership"]["hospitals"]) == set(results["run"]["nodes"])
+    trust = json.loads((tmp_path / "demo" / "trust-report.json").read_text(encoding="utf-8"))
+    assert trust["schema"] == "fedsante-trust-report/1" and trust["run"]["id"] == results["run"]["id"]
+    assert trust["performance"]["hospitals"]["switzerland"]["metrics"] is None  # a class under k_min
+    assert 'lang="fr"' in (tmp_path / "demo" / "trust-report.fr.html").read_text(encoding="utf-8")
+    assert "ε" in (tmp_path / "demo" / "summary.fr.txt").read_text(encoding="utf-8")
     with pytest.raises(httpx.TransportError):  # the desk process is gone
         httpx.get(results["desk_url"] + "/health", timeout=2)
 

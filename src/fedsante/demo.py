@@ -22,6 +22,7 @@ from fedsante.federation.params import LogRegParams
 from fedsante.launcher import HOSPITAL_NAMES, Deployment
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling
+from fedsante.reports.render import write_report as write_trust_report
 from fedsante.reports.study import write_report
 
 async def _run_study(deployment: Deployment, params: LogRegParams, console: Console) -> tuple[dict, list[dict], dict]:
@@ -47,7 +48,7 @@ async def _run_study(deployment: Deployment, params: LogRegParams, console: Cons
                  "reference": reference, "history": await cast.holder.project(reference, "history"),
                  "reviews": await cast.holder.project(reference, "reviews"), "approval": approval,
                  "acceptances": await cast.holder.project(reference, "acceptances"),
-                 "heads": await cast.holder.audit_heads()}
+                 "heads": await cast.holder.audit_heads(), "trust": await cast.holder.trust_report(run["id"])}
         return run, await cast.holder.run_tasks(run["id"]), trail
     finally:
         await cast.close()
@@ -98,6 +99,7 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     results["governance"] = {"project": trail["reference"], "approval": trail["approval"],
                              "acceptances": trail["acceptances"], "audit_heads": trail["heads"]}
     (out_dir / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    written = write_trust_report(trail["trust"], out_dir)
     write_report(out_dir / "report.html", results)
     wide = Console(file=console.file, width=max(console.width, 120), force_terminal=console.is_terminal)
     wide.print(trail_table(trail, run, out_dir))
@@ -105,7 +107,8 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     console.print(
         f"Run {run['id']} completed in {results['timing']['total_seconds']:.1f} s "
         f"(median round {results['timing']['median_round_seconds'] * 1000:.0f} ms). "
-        f"Wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}."
+        f"Wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}; trust report: "
+        f"{', '.join(str(path) for path in written.values())}."
     )
     return results
 

@@ -94,3 +94,21 @@ def test_a_private_run_reports_its_budget_and_membership_check() -> None:
 def test_a_run_without_released_outputs_has_no_report() -> None:
     with pytest.raises(ValueError, match="has no released outputs"):
         build_report({"id": "r1", "status": "completed", "result": None}, NODES)
+
+
+def test_the_rendered_report_shows_suppressed_groups_without_their_numbers(exact, tmp_path) -> None:
+    import json
+
+    from fedsante.reports.render import write_report
+
+    _, _, report = exact
+    paths = write_report(report, tmp_path)
+    written = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert written["performance"]["hospitals"]["switzerland"]["metrics"] is None
+    html = paths["html"].read_text(encoding="utf-8")
+    table = html[html.index('id="performance"'):]
+    row = table[table.index("University Hospitals of Zurich and Basel"):].split("</tr>")[0]
+    assert "suppressed" in row and "0." not in row
+    assert "masqué" in paths["html_fr"].read_text(encoding="utf-8")
+    cleveland = report["performance"]["hospitals"]["cleveland"]["metrics"]
+    assert f"{cleveland['auc']:.2f}" in html and cleveland["n"] == 104

@@ -17,7 +17,7 @@ from fedsante.cli.audit import audit_app
 from fedsante.cli.common import ConfigError, console, field_problems, friendly, parse_params
 from fedsante.cli.desk import account_app, desk_app
 from fedsante.cli.node import node_app
-from fedsante.cli.projects import project_app, review_app, run_app
+from fedsante.cli.projects import project_app, report, review_app, run_app
 
 app = typer.Typer(help="fedsante: governed federated AI on health data.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (figures go to docs/benchmarks.md).", no_args_is_help=True)
@@ -29,6 +29,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(run_app, name="run")
 app.add_typer(audit_app, name="audit")
 app.add_typer(bench_app, name="bench")
+app.command("report")(report)
 
 
 @app.command()

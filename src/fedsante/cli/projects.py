@@ -225,3 +225,15 @@ def run_release(run_id: str, comment: Comment = "", desk_url: DeskUrl = DEFAULT_
     outcome = with_desk(desk_url, token_file, lambda desk: desk.release_run(run_id, comment))
     state = "released" if outcome["released"] else f"held until {outcome['needed']} reviewers release it"
     console.print(f"Run {run_id}: you released it; released by {', '.join(outcome['released_by'])}; {state}.")
+
+
+@friendly
+def report(run_id: str,
+           out: Annotated[Path, typer.Option(help="Folder for trust-report.html/.fr.html/.json and the summaries.")] = Path("out/report"),
+           desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """(Re)generate a run's trust report: HTML in English and French, JSON, plain-language summaries."""
+    from fedsante.reports.render import write_report
+
+    trust = with_desk(desk_url, token_file, lambda desk: desk.trust_report(run_id))
+    paths = write_report(trust, out)
+    console.print("\n".join(f"wrote {path}" for path in paths.values()))

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from fedsante.errors import DeskUnreachable, FedsanteError, RunFailed
+from fedsante.errors import ConfigError, DeskUnreachable, FedsanteError, RunFailed
 
 
 class DeskClient:
@@ -121,6 +121,18 @@ class DeskClient:
 
     async def run(self, run_id: str) -> dict:
         return await self._call("GET", f"/api/v1/runs/{run_id}")
+
+    async def trust_report(self, run_id: str) -> dict:
+        """The trust report of a released run (:mod:`fedsante.reports.trust`), from what this account may see."""
+        from fedsante.reports.trust import build_report, project_reference
+
+        run = await self.run(run_id)
+        if run["held"] or not run["result"]:
+            raise ConfigError(f"Run {run_id} has no outputs visible to this account ({run['status']}"
+                              f"{', held until two reviewers release them' if run['held'] else ''}).")
+        nodes = {n["node_id"]: n for n in await self.nodes()}
+        project = await self.project(project_reference(run))
+        return build_report(run, nodes, project["spec"])
 
     async def run_checks(self, run_id: str) -> dict:
         return await self._call("GET", f"/api/v1/runs/{run_id}/checks")

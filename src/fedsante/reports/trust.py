@@ -48,11 +48,12 @@ def group_entry(stats: GroupStats | None, k_min: int, *, reason: str | None = No
 def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
     """Per hospital (its own statistics), per territory and pooled (sums of the hospitals' statistics)."""
     shared = {node: GroupStats.from_vector(np.asarray(v)) for node, v in run["result"].get("node_stats", {}).items()}
+    public_n = {node: m.get("n") for node, m in run["result"]["node_metrics"].items()}  # row counts are public
     hospitals = {}
     for node in run["nodes"]:
         info = nodes.get(node, {})
         hospitals[node] = {"label": info.get("hospital_name") or node, "territory": info.get("territory") or "",
-                           **group_entry(shared.get(node), k_min)}
+                           **_with_n(group_entry(shared.get(node), k_min), [node], public_n)}
     by_territory: dict[str, list[str]] = defaultdict(list)
     for node in run["nodes"]:
         if hospitals[node]["territory"]:
@@ -60,11 +61,21 @@ def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
     territories = {}
     for territory, sites in by_territory.items():
         parts = [shared[s] for s in sites if s in shared]
-        territories[territory] = {"sites": sites, **group_entry(sum(parts) if parts else None, k_min)}
+        entry = group_entry(sum(parts) if parts else None, k_min)
+        territories[territory] = {"sites": sites, **_with_n(entry, [s for s in sites if s in shared], public_n)}
     pooled_sites = [n for n in run["nodes"] if n in shared]
-    pooled = group_entry(sum(shared[n] for n in pooled_sites) if pooled_sites else None, k_min)
+    pooled = _with_n(group_entry(sum(shared[n] for n in pooled_sites) if pooled_sites else None, k_min),
+                     pooled_sites, public_n)
     return {"pooled": {"label": "all hospitals", "sites": pooled_sites, **pooled}, "hospitals": hospitals,
             "territories": territories}
+
+
+def _with_n(entry: dict, sites: list[str], public_n: dict[str, float | None]) -> dict:
+    """Show the exact (public) number of test patients rather than the sum of noisy counts."""
+    counts = [public_n.get(site) for site in sites]
+    if entry["metrics"] is not None and counts and None not in counts:
+        entry["metrics"]["n"] = float(sum(counts))
+    return entry
 
 
 def explanation(run: dict) -> dict:
