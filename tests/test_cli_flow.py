@@ -121,6 +121,9 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         assert "released." in fedsante("run", "release", run_id, env=as_["rev2"]).stdout
         shown = fedsante("run", "show", run_id, env=as_["holder"]).stdout
         assert "accuracy" in shown and "va" in shown
+        written = fedsante("report", run_id, "--out", str(tmp_path / "report"), env=as_["holder"]).stdout
+        assert "trust-report.html" in written and (tmp_path / "report" / "summary.fr.txt").exists()
+        assert '"schema": "fedsante-trust-report/1"' in (tmp_path / "report" / "trust-report.json").read_text()
 
         # what everyone can read, and what the auditor verifies
         shown = " ".join(fedsante("project", "show", reference, env=as_["auditor"]).stdout.split())
