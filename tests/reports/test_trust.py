@@ -84,9 +84,19 @@ def test_model_card_and_run_identity(exact) -> None:
 
 def test_a_private_run_reports_its_budget_and_membership_check() -> None:
     tables = {h: load_hospital(h) for h in ("cleveland", "hungarian")}
-    run = asyncio.run(simulate_study(tables, {"rounds": 2}))
+    run = asyncio.run(simulate_study(tables, {"rounds": 2}, energy=True))
     report = build_report(run, NODES)
     assert 0.99 <= report["privacy"]["epsilon"] <= 1.0 and report["privacy"]["noise_sd"] > 1
+    # carbon: CodeCarbon's measure of each node's 2 fits and its evaluation, plus the bytes it exchanged
+    energy, carbon = run["result"]["energy"], report["carbon"]
+    assert {node: [r["round"] for r in records] for node, records in energy.items()} == {
+        "cleveland": [1, 2, 3], "hungarian": [1, 2, 3]}
+    compute = sum(r["energy_kwh"] for records in energy.values() for r in records)
+    assert math.isclose(carbon["totals"]["compute_kwh"], compute, rel_tol=1e-12) and compute > 0
+    sent = sum(sum(b) for b in run["result"]["communication_bytes"].values())
+    assert math.isclose(carbon["communication"]["gb"], sent / 1e9, rel_tol=1e-12)
+    assert math.isclose(carbon["totals"]["kwh"], compute + carbon["communication"]["kwh"], rel_tol=1e-12)
+    assert carbon["intensity"]["g_per_kwh"] == pytest.approx(56.039)  # France, codecarbon's offline table
     assert report["privacy"]["membership"]["ceiling"] == pytest.approx(0.731, abs=1e-3)
     assert set(report["privacy"]["membership"]["hospitals"]) == {"cleveland", "hungarian"}
 

@@ -111,11 +111,16 @@ def node_serve(config: ConfigOpt) -> None:
     key = load_key(cfg.key_path)
     guard = operator.guard(cfg)
     guard.audit.prune(cfg.audit_retention_days, carry=carried_totals)
+    meter = None
+    if cfg.measure_energy:
+        from fedsante.reports.carbon import ComputeMeter
+
+        meter = ComputeMeter(cfg.carbon_country)
 
     async def serve() -> None:
         async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
             agent = NodeAgent(node_id=cfg.node_id, table=table, key=key, client=client, guard=guard,
-                              poll_seconds=cfg.poll_seconds)
+                              poll_seconds=cfg.poll_seconds, meter=meter)
             logging.getLogger("fedsante.node").info("node %s: %d rows loaded; polling %s", cfg.node_id,
                                                     len(table.y), cfg.desk_url)
             await agent.run_forever()

@@ -37,6 +37,7 @@ class RunService:
         self.broker: Broker = desk.broker
         self.round_timeout = desk.settings.round_timeout_seconds
         self._tasks: dict[str, tuple[asyncio.Task, int]] = {}
+        self._usage: dict[str, dict] = {}  # run -> energy records and bytes exchanged, per node
 
     def drives(self, run_id: str) -> bool:
         """Whether this service is driving run ``run_id`` now (its results are recorded in ``_on_event``)."""
@@ -130,11 +131,24 @@ class RunService:
                 ))
                 if result.audit_head:
                     record_audit_head(self.desk, data["node"], result, session)
+                self._count_usage(plan.run_id, data["node"], task, result)
                 if data["rejected"]:
                     log.warning("run %s: rejected reply of node %s: %s", plan.run_id, data["node"], data["rejected"])
             session.commit()
 
+    def _count_usage(self, run_id: str, node: str, task: Task, result: TaskResult) -> None:
+        """Energy each node measured for its computations, and the bytes of every task and result (carbon report)."""
+        usage = self._usage.setdefault(run_id, {"energy": {}, "bytes": {}})
+        if result.energy:
+            usage["energy"].setdefault(node, []).append({**result.energy, "round": task.round})
+        up, down = usage["bytes"].get(node, (0, 0))
+        usage["bytes"][node] = (up + len(result.model_dump_json()), down + len(task.model_dump_json()))
+
     def _finish(self, run_id: str, status: str, *, error: str | None = None, result: dict | None = None) -> None:
+        usage = self._usage.pop(run_id, {})
+        if result is not None:
+            result = {**result, "energy": usage.get("energy", {}),
+                      "communication_bytes": {node: list(b) for node, b in usage.get("bytes", {}).items()}}
         with self.sessions() as session:
             run = session.get(Run, run_id)
             run.status, run.error, run.result, run.finished_at = status, error, result, utcnow()

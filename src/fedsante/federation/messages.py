@@ -85,6 +85,7 @@ class TaskResult(_Message):
     metrics: dict[str, float | None] = {}
     payload: dict[str, Any] = {}
     privacy: dict[str, Any] = {}  # the node's ledger totals for its dataset, after this task
+    energy: dict[str, Any] = {}  # CodeCarbon's measure of this task's computation (reports/carbon.py)
     audit_seq: int | None = None
     audit_head: str = ""
     signature: str = ""

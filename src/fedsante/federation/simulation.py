@@ -24,6 +24,7 @@ from fedsante.node import operator
 from fedsante.node.agent import NodeAgent
 from fedsante.node.config import NodeConfig
 from fedsante.node.operator import init_node
+from fedsante.reports.carbon import ComputeMeter
 
 BASE_URL = "http://desk.invalid"
 
@@ -31,7 +32,7 @@ BASE_URL = "http://desk.invalid"
 async def simulate_study(
     tables: dict[str, HospitalTable], params: dict, *,
     on_progress: Callable[[dict], None] | None = None, round_timeout: float = 30.0,
-    work_dir: Path | None = None, secure: bool = True, epsilon: float | None = None,
+    work_dir: Path | None = None, secure: bool = True, epsilon: float | None = None, energy: bool = False,
 ) -> dict:
     """Approve a project over one node per table at an in-memory desk, run it, return the run record.
 
@@ -40,16 +41,18 @@ async def simulate_study(
     under ``work_dir`` (a temporary folder by default). ``secure=False`` runs plain FedAvg rounds, and
     ``params["privacy"] = "none"`` exact ones without differential privacy (each relaxes the desk's
     settings and the simulated nodes' policies accordingly), for benchmarks that compare them.
-    ``epsilon`` replaces the example project's privacy budget (1.0).
+    ``epsilon`` replaces the example project's privacy budget (1.0). ``energy=True`` measures every
+    computation with one CodeCarbon meter shared by the simulated nodes (about 2 s to start).
     """
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsante-sim-")))
-        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure, epsilon)
+        meter = stack.enter_context(ComputeMeter()) if energy else None
+        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure, epsilon, meter)
 
 
 async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress, round_timeout: float,
-                    work_dir: Path, secure: bool, epsilon: float | None) -> dict:
+                    work_dir: Path, secure: bool, epsilon: float | None, meter: ComputeMeter | None) -> dict:
     token = secrets.token_urlsafe(16)
     exact = params.get("privacy") == "none"
     settings = DeskSettings(data_dir=work_dir / "desk", round_timeout_seconds=round_timeout,  # SQLite file: one connection per thread
@@ -73,7 +76,7 @@ async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress,
                     operator.update_policy(cfg, "differential-privacy", required=False)
                 client = httpx.AsyncClient(base_url=BASE_URL, transport=transport)
                 agents.append(NodeAgent(node_id=node_id, table=table, key=load_key(cfg.key_path), client=client,
-                                        guard=operator.guard(cfg), poll_seconds=5))
+                                        guard=operator.guard(cfg), poll_seconds=5, meter=meter))
                 configs.append(cfg)
             spec = lifecycle.example_spec(list(tables))
             spec = spec.model_copy(update={"parameters": params, "parameter_bounds": {},

@@ -27,6 +27,7 @@ from fedsante.node.ledger import DEBIT, KINDS, PrivacyLedger, debit, made
 from fedsante.node.outputs import release_outputs
 from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
+from fedsante.reports.carbon import ComputeMeter
 
 log = logging.getLogger("fedsante.node")
 TASKS_PATH = "/api/v1/node/tasks/next"
@@ -125,7 +126,8 @@ class NodeAgent:
     """One node's loop. ``client`` is an ``httpx.AsyncClient`` whose base URL is the desk."""
 
     def __init__(self, *, node_id: str, table: HospitalTable, key: Ed25519PrivateKey,
-                 client: httpx.AsyncClient, guard: NodeGuard, poll_seconds: float = 10.0) -> None:
+                 client: httpx.AsyncClient, guard: NodeGuard, poll_seconds: float = 10.0,
+                 meter: ComputeMeter | None = None) -> None:
         self.node_id = node_id
         self.table = table
         self.key = key
@@ -133,11 +135,14 @@ class NodeAgent:
         self.guard = guard
         self.poll_seconds = poll_seconds
         self.secure = SecureRounds(node_id)
+        self.meter = meter  # CodeCarbon, one per process; None: energy is not measured
+        self._energy: dict = {}
 
     def handle(self, task: Task) -> TaskResult:
         """Check the task, compute it locally, log it in the node's chain, return the signed result."""
         error = self.guard.refusal(task)
         arrays, metrics, suppressed, payload = {}, {}, [], {}
+        self._energy = {}
         if error is None:
             try:
                 if task.kind.startswith("secagg_") or "forwarded" in task.payload:
@@ -152,7 +157,7 @@ class NodeAgent:
                 error = str(exc)
         spent = self.guard.debit(task) if error is None else None  # what left the node, counted
         result = TaskResult(task_id=task.task_id, run_id=task.run_id, node_id=self.node_id, ok=error is None,
-                            error=error, arrays=arrays, metrics=metrics, payload=payload)
+                            error=error, arrays=arrays, metrics=metrics, payload=payload, energy=self._energy)
         details = {"task_id": task.task_id, "project": task.project, "kind": task.kind, "round": task.round,
                    "approval_id": task.approval.document.approval_id if task.approval else None,
                    "result_sha256": sha256_hex(canonical_json(result.signed_content()))}
@@ -171,8 +176,14 @@ class NodeAgent:
 
     def _compute(self, task: Task) -> tuple[dict, dict, list[str]]:
         """Run the task on the local table and pass its outputs through disclosure control."""
-        out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
-                               node_id=self.node_id, round_number=task.round)
+        if self.meter is None:
+            out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
+                                   node_id=self.node_id, round_number=task.round)
+        else:
+            with self.meter.measure(f"{task.kind} round {task.round}") as measured:
+                out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
+                                       node_id=self.node_id, round_number=task.round)
+            self._energy = measured.record.as_dict()
         y_test = self.table.part("test")[1]
         return release_outputs(task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
                                n_test=len(y_test), n_total=len(self.table.y), k_min=self.guard.k_min(task),

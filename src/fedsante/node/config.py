@@ -26,6 +26,9 @@ class NodeConfig(BaseModel):
     territory: str = Field("", description="Département or region of the hospital (node metadata).")
     poll_seconds: float = Field(10.0, gt=0, le=60, description="How long one long-poll waits for a task.")
     audit_retention_days: int = Field(365, ge=180, le=3 * 366, description="Days the node keeps audit entries.")
+    measure_energy: bool = Field(True, description="Measure each computation's energy with CodeCarbon (offline).")
+    carbon_country: str = Field("FRA", pattern=r"^[A-Z]{3}$",
+                                description="ISO 3166-1 alpha-3 country of the grid's carbon intensity.")
 
     @model_validator(mode="after")
     def _one_dataset(self) -> NodeConfig:

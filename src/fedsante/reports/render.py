@@ -280,7 +280,8 @@ def render_html(report: dict, lang: str = "en") -> str:
                "coefficients": coefficients_svg(features, lang=lang)}
     return _env.get_template("trust.html").render(
         r=report, lang=lang, run=run, groups=groups, figures=figures, summary=summary(report, lang),
-        labels=_labels(report), t=t, num=lambda v, d=2: _fmt(v, d, t["na"]), direction=_direction)
+        labels=_labels(report), t=t, num=lambda v, d=2: _fmt(v, d, t["na"]), direction=_direction,
+        sci=lambda v: t["na"] if v is None else f"{v:.3g}")
 
 
 def write_report(report: dict, out_dir: Path) -> dict[str, Path]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from fedsante.privacy.disclosure import DisclosurePolicy
 from fedsante.privacy.membership import dp_auc_ceiling
+from fedsante.reports.carbon import carbon_report
 from fedsante.reports.explain import odds_ratios
 from fedsante.reports.performance import GroupStats, reliability_curve, summary
 
@@ -105,6 +106,21 @@ def privacy(run: dict) -> dict | None:
                       for node, m in metrics.items()}}}
 
 
+def carbon(run: dict) -> dict | None:
+    """Energy and kgCO2e per hospital, per round and in total (CodeCarbon at each node, plus communication)."""
+    result = run["result"]
+    energy = {node: records for node, records in (result.get("energy") or {}).items() if records}
+    if not energy:
+        return None
+    first = next(iter(energy.values()))[0]
+    traffic = {node: tuple(b) for node, b in (result.get("communication_bytes") or {}).items() if node in energy}
+    year = int(str(run.get("finished_at") or "2026")[:4])
+    n_patients = int(sum(m.get("n") or 0 for m in result["node_metrics"].values())
+                     + sum((result.get("train_n") or {}).values()))
+    return carbon_report(energy, traffic, intensity_g_per_kwh=first["intensity_g_per_kwh"],
+                         intensity_source=first["intensity_source"], year=year, n_patients=max(n_patients, 1))
+
+
 def model_card(spec: dict, run: dict, nodes: dict[str, dict]) -> dict:
     """The registry record and the run, under TRIPOD+AI item names."""
     def text(key: str) -> str:
@@ -139,7 +155,7 @@ LIMITATIONS = [
     "(see the privacy section), which is large for small hospitals.",
     "The AUC is computed from counts per tenth of predicted risk (ties within a tenth count one half), and the "
     "calibration slope and intercept from the same tenths: both approximate the per-patient values.",
-    "Subgroup (sex, age) fairness, permutation importance and the carbon footprint are not in this report yet.",
+    "Subgroup (sex, age) fairness and permutation importance are not in this report yet.",
 ]
 
 
@@ -159,6 +175,7 @@ def build_report(run: dict, nodes: dict[str, dict], spec: dict | None = None, *,
         "performance": performance(run, nodes, k_min),
         "explanation": explanation(run),
         "privacy": privacy(run),
+        "carbon": carbon(run),
         "limitations": LIMITATIONS,
     }
 
