@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
+from exact_run import exact  # noqa: F401  (fixture)
+
 from fedsante.reports.render import write_report
-from test_trust import exact  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -31,8 +32,10 @@ def test_trust_report_loads_with_its_plots_and_no_console_error(exact, tmp_path)
                 assert page.locator("figure svg").count() == 3
                 assert all(box and box["width"] > 200 for box in
                            (page.locator("figure svg").nth(i).bounding_box() for i in range(3)))
-                heading = "Performance" if key == "html" else "Performances"
-                assert page.get_by_role("heading", name=heading, exact=True).is_visible()
+                for heading in (("Performance", "Fairness") if key == "html" else ("Performances", "Équité")):
+                    assert page.get_by_role("heading", name=heading, exact=True).is_visible()
+                caption = "Performance by age band" if key == "html" else "Performances par tranche d'âge"
+                assert page.get_by_role("table", name=caption).get_by_role("row").count() == 6  # head, 4 bands, gap
                 shot = tmp_path / f"{key}.png"
                 page.screenshot(path=str(shot), full_page=True)
                 assert shot.stat().st_size > 50_000

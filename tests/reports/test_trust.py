@@ -17,24 +17,7 @@ from fedsante.learning.scaling import Scaler
 from fedsante.reports.performance import auc, brier, group_stats, summary
 from fedsante.reports.trust import WITHHELD, build_report, project_reference
 
-NODES = {h: {"hospital_name": name, "territory": territory} for h, (name, territory) in HOSPITAL_NAMES.items()}
-
-
-@pytest.fixture(scope="module")
-def exact():
-    """An exact (no DP) run, so that every number can be recomputed centrally from the released model."""
-    tables = {h: load_hospital(h) for h in HOSPITALS}
-    run = asyncio.run(simulate_study(tables, {"privacy": "none", "scaling": "global", "rounds": 3}))
-    spec = lifecycle.example_spec(list(tables)).model_dump(mode="json")
-    return tables, run, build_report(run, NODES, spec)
-
-
-def predictions(run: dict, table) -> tuple[np.ndarray, np.ndarray]:
-    model = {k: np.array(v) for k, v in run["result"]["model"].items()}
-    scaler = Scaler(mean=np.array(run["result"]["scaler"]["mean"]), scale=np.array(run["result"]["scaler"]["scale"]))
-    X, y = table.part("test")
-    return y, predict_proba(model, scaler.transform(X))
-
+from exact_run import NODES, exact, predictions  # noqa: F401  (exact: fixture)
 
 def test_per_hospital_and_pooled_figures_equal_the_centralised_ones(exact) -> None:
     tables, run, report = exact

@@ -24,6 +24,7 @@ from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
 from fedsante.federation.params import DERIVED, LogRegParams
 from fedsante.privacy.accountant import BudgetExceeded
+from fedsante.reports.fairness import attributes as fairness_attributes
 
 log = logging.getLogger("fedsante.desk")
 
@@ -112,7 +113,8 @@ class RunService:
             self._finish(plan.run_id, "failed", error="The desk stopped during the run.")
             raise
         else:
-            self._finish(plan.run_id, "completed", result=_serialise(outcome))
+            self._finish(plan.run_id, "completed", result=_serialise(
+                outcome, fairness_layout(plan.params, self.desk.charter.policy.fairness_gap_threshold)))
         finally:
             self._tasks.pop(plan.run_id, None)
 
@@ -222,7 +224,14 @@ def privacy_summary(params: LogRegParams, document: ApprovalDocument) -> dict:
             "approved_epsilon": document.epsilon, "ledger": plan.ledger(delta)}
 
 
-def _serialise(outcome: RunOutcome) -> dict:
+def fairness_layout(params: LogRegParams, threshold: float) -> dict:
+    """How to read the nodes' subgroup statistics: attributes and groups in release order, the charter's threshold."""
+    return {"threshold": threshold, "attributes": [
+        {"name": a.name, "feature": a.feature, "groups": list(a.labels)}
+        for a in fairness_attributes(params.attribute_names)]}
+
+
+def _serialise(outcome: RunOutcome, fairness: dict) -> dict:
     return {
         "model": {k: v.tolist() for k, v in outcome.params.items()},
         "scaler": None if outcome.scaler is None else {
@@ -230,6 +239,8 @@ def _serialise(outcome: RunOutcome) -> dict:
         "features": list(FEATURES),
         "node_metrics": outcome.node_metrics,
         "node_stats": outcome.node_stats,
+        "node_evaluation": outcome.node_evaluation,
+        "fairness": fairness,
         "train_n": outcome.train_n,
         "round_seconds": outcome.round_seconds,
         "secure_setup_seconds": outcome.setup_seconds,

@@ -23,6 +23,7 @@ from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.learning.strategy import FedAvg, sum_params
+from fedsante.node.evaluation import IMPORTANCE, RELEASED, STATS, SUBGROUPS
 from fedsante.privacy.dp import private_scaler, range_scaler
 
 OnEvent = Callable[..., None]
@@ -53,6 +54,7 @@ class RunOutcome:
     train_n: dict[str, float] = field(default_factory=dict)
     setup_seconds: float = 0.0  # secure aggregation's one-off set-up of every round's keys and shares
     node_stats: dict[str, list[float]] = field(default_factory=dict)  # evaluation statistics (reports.performance)
+    node_evaluation: dict[str, dict[str, list]] = field(default_factory=dict)  # per subgroup, importance (node.evaluation)
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,11 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event,
                            nodes=active)
     metrics = {node: reply.metrics for node, reply in replies.items()}
-    stats = {node: reply.arrays["stats"].tolist() for node, reply in replies.items() if "stats" in reply.arrays}
+    stats = {node: reply.arrays[STATS].tolist() for node, reply in replies.items() if STATS in reply.arrays}
+    evaluation = {node: {k: reply.arrays[k].tolist() for k in (SUBGROUPS, RELEASED, IMPORTANCE) if k in reply.arrays}
+                  for node, reply in replies.items()}
     return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
-                      train_n=train_n, setup_seconds=setup_seconds, node_stats=stats)
+                      train_n=train_n, setup_seconds=setup_seconds, node_stats=stats, node_evaluation=evaluation)
 
 
 def _global_scaler(plan: RunPlan, parts: list[Moments]) -> Scaler:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from fedsante.privacy.accountant import PrivacyPlan
@@ -58,6 +58,9 @@ class LogRegParams(BaseModel):
                                            "threshold); unset = set by the desk.")
     stats_fraction: float = Field(0.1, gt=0, lt=1, description="DP: share of epsilon for statistics on training rows.")
     membership_check: bool = Field(True, description="Run the loss-threshold membership-inference check at the end.")
+    fairness_attributes: str = Field(
+        "sex,age", max_length=100, description="Subgroups the evaluation describes (trust report fairness), comma-"
+                                               "separated: 'sex', 'age' (bands <45, 45-54, 55-64, >=65); '' for none.")
 
     @model_validator(mode="after")
     def _private_scaling(self) -> LogRegParams:
@@ -65,6 +68,22 @@ class LogRegParams(BaseModel):
             raise ValueError("scaling 'local' is not differentially private (each row's standardisation depends on "
                              "every other row); use 'bounds' or 'global' with privacy 'record' or 'client'")
         return self
+
+    @field_validator("fairness_attributes")
+    @classmethod
+    def _known_attributes(cls, value: str) -> str:
+        from fedsante.reports.fairness import attributes
+
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        attributes(names)
+        if len(set(names)) != len(names):
+            raise ValueError(f"fairness_attributes names an attribute twice: {names}")
+        return ",".join(names)
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """The fairness attributes, in order."""
+        return [name for name in self.fairness_attributes.split(",") if name]
 
     @property
     def dp(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,17 +177,18 @@ class NodeAgent:
 
     def _compute(self, task: Task) -> tuple[dict, dict, list[str]]:
         """Run the task on the local table and pass its outputs through disclosure control."""
+        k_min = self.guard.k_min(task)
+        run = functools.partial(execute, task.kind, dict(task.params), unpack(task.arrays), self.table,
+                                node_id=self.node_id, round_number=task.round, k_min=k_min)
         if self.meter is None:
-            out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
-                                   node_id=self.node_id, round_number=task.round)
+            out, metrics = run()
         else:
             with self.meter.measure(f"{task.kind} round {task.round}") as measured:
-                out, metrics = execute(task.kind, dict(task.params), unpack(task.arrays), self.table,
-                                       node_id=self.node_id, round_number=task.round)
+                out, metrics = run()
             self._energy = measured.record.as_dict()
         y_test = self.table.part("test")[1]
         return release_outputs(task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
-                               n_test=len(y_test), n_total=len(self.table.y), k_min=self.guard.k_min(task),
+                               n_test=len(y_test), n_total=len(self.table.y), k_min=k_min,
                                group=self.node_id, n_positive=int(np.sum(y_test == 1)))
 
     def _vector(self, task: Task) -> np.ndarray:

@@ -20,16 +20,21 @@ from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategy import weighted_delta
-from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, gaussian_release, private_moments, range_scaler
+from fedsante.node.evaluation import (IMPORTANCE, STATS, evaluation_arrays, importance, release_sensitivity,
+                                      subgroup_stats)
+from fedsante.privacy.disclosure import K_MIN_FLOOR
+from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
 from fedsante.reports.metrics import roc_auc
-from fedsante.reports.performance import SENSITIVITY, GroupStats, group_stats, release_weights, summary
+from fedsante.reports.fairness import attributes as fairness_attributes
+from fedsante.reports.performance import GroupStats, group_stats, summary
 
 Arrays = dict[str, np.ndarray]
 
 
-def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, node_id: str, round_number: int) -> tuple[Arrays, dict[str, float | None]]:
-    """Run one task and return ``(arrays, metrics)`` to send back."""
+def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, node_id: str, round_number: int,
+            k_min: int = K_MIN_FLOOR) -> tuple[Arrays, dict[str, float | None]]:
+    """Run one task and return ``(arrays, metrics)`` to send back (``k_min``: subgroups withheld below it)."""
     settings = LogRegParams.model_validate(params)
     if settings.dp and not settings.calibrated:
         raise BadRequest("The task asks for differential privacy without its noise multipliers; the desk sets them "
@@ -49,24 +54,35 @@ def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, no
     if kind == "fit":
         return _fit(settings, model, scaler.transform(X_train), y_train, rng, node_id, round_number)
     if kind == "evaluate":
-        X_test, y_test = table.part("test")
-        if settings.dp:
-            X_test = np.clip(X_test, lower, upper)
-        proba = predict_proba(model, scaler.transform(X_test))
-        stats = group_stats(y_test, proba)
-        if settings.dp:
-            stats = _private_stats(stats, settings.evaluation_noise_multiplier, rng)
-        metrics = {**summary(stats), "n": float(len(y_test))}  # row counts are public
-        metrics["n_positive"] = float(min(max(round(metrics["n_positive"]), 0), len(y_test)))
-        if settings.dp:
-            metrics["noise_sd"] = settings.evaluation_noise_multiplier
-        else:
-            metrics["auc"] = roc_auc(y_test, proba)  # exact, from the predictions
-        arrays = {"stats": stats.as_vector()}
-        if settings.membership_check:
-            metrics.update(_membership(settings, model, scaler.transform(X_train), y_train, y_test, proba, rng))
-        return arrays, {key: _finite(value) for key, value in metrics.items()}
+        train = scaler.transform(X_train), y_train
+        return _evaluate(settings, model, scaler, table, train, rng, node_id, k_min)
     raise BadRequest(f"Unknown task kind {kind!r}; this node runs 'moments', 'fit' and 'evaluate'.")
+
+
+def _evaluate(settings: LogRegParams, model: Params, scaler: Scaler, table: HospitalTable,
+              train: tuple[np.ndarray, np.ndarray], rng: np.random.Generator | None, node_id: str,
+              k_min: int) -> tuple[Arrays, dict[str, float | None]]:
+    """Performance of the final model on the test rows, overall and per subgroup (:mod:`fedsante.node.evaluation`)."""
+    X_raw, y_test = table.part("test")
+    X_test = np.clip(X_raw, *table.bounds) if settings.dp else X_raw
+    proba = predict_proba(model, scaler.transform(X_test))
+    stats = group_stats(y_test, proba)
+    attributes = fairness_attributes(settings.attribute_names)
+    groups = subgroup_stats(X_raw, table.feature_names, y_test, proba, attributes, k_min)
+    sigma = settings.evaluation_noise_multiplier if settings.dp else None
+    arrays = evaluation_arrays(stats, groups, len(attributes), sigma, rng)
+    released = GroupStats.from_vector(arrays[STATS])
+    metrics = {**summary(released), "n": float(len(y_test))}  # row counts are public
+    metrics["n_positive"] = float(min(max(round(metrics["n_positive"]), 0), len(y_test)))
+    if settings.dp:
+        metrics["noise_sd"] = sigma * release_sensitivity(len(attributes))  # on each count it released
+    else:
+        metrics["auc"] = roc_auc(y_test, proba)  # exact, from the predictions
+        arrays[IMPORTANCE] = importance(model, scaler.transform(X_test), y_test,
+                                        settings.seed * 1_000_003 + zlib.crc32(node_id.encode()))
+    if settings.membership_check:
+        metrics.update(_membership(settings, model, *train, y_test, proba, rng))
+    return arrays, {key: _finite(value) for key, value in metrics.items()}
 
 
 def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
@@ -86,13 +102,6 @@ def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rn
                                   n_clients=settings.noise_shares or 1, rng=rng)
         return noisy, {"n": 1.0}
     return weighted_delta(local, model, n), {"n": n}
-
-
-def _private_stats(stats: GroupStats, sigma: float, rng: np.random.Generator) -> GroupStats:
-    """The evaluation statistics as one Gaussian release (each patient's contribution bounded, see performance)."""
-    weights = release_weights(stats.bins)
-    noisy = gaussian_release(stats.as_vector() * weights, SENSITIVITY, sigma, rng) / weights
-    return GroupStats.from_vector(noisy, stats.bins)
 
 
 def _membership(settings: LogRegParams, model: Params, X_train: np.ndarray, y_train: np.ndarray, y_test: np.ndarray,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedsante.node.evaluation import FIXED, RELEASED, STATS, SUBGROUPS, withheld_notes
 from fedsante.privacy.disclosure import (DisclosureError, DisclosurePolicy, assert_aggregate_only, check_count,
                                          protect_metrics)
 
 Arrays = dict[str, np.ndarray]
-STATS = "stats"
 PER_CLASS = ("auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "ppv", "npv", "oe_ratio",
              "calibration_intercept", "calibration_slope", "scaled_brier")
 """Metrics computed on each outcome class separately, hidden when a class has 1 to k_min - 1 patients."""
@@ -38,15 +38,16 @@ def release_outputs(kind: str, arrays: Arrays, metrics: dict[str, float | None],
     if check.suppressed:  # a whole task on fewer than k_min patients: nothing of it may leave
         raise DisclosureError(f"disclosure control: {check.suppressed[0].reason}; this node sends nothing for "
                               "this task")
-    # the evaluation statistics have a fixed length (counts and sums per tenth of predicted risk), whatever n
-    assert_aggregate_only({k: v for k, v in arrays.items() if k != STATS}, n, other_counts=(n_train, n_test, n_total))
+    # the evaluation statistics have a fixed length (counts and sums per tenth of predicted risk, per subgroup;
+    # one importance per feature), whatever n
+    assert_aggregate_only({k: v for k, v in arrays.items() if k not in FIXED}, n, other_counts=(n_train, n_test, n_total))
     if kind != "evaluate":
         return arrays, metrics, []
     checked = metrics if n_positive is None or "n_positive" not in metrics else {**metrics, "n_positive": n_positive}
     release = protect_metrics(checked, n, policy, group=group, per_class=PER_CLASS)
     values = {key: None if release.values[key] is None else metrics[key] for key in metrics}
-    notes = release.log_lines()
+    notes = release.log_lines() + withheld_notes(group, arrays)
     if STATS in arrays and values.get("n_positive") is None:  # the statistics describe each outcome class
-        arrays = {k: v for k, v in arrays.items() if k != STATS}
+        arrays = {k: v for k, v in arrays.items() if k not in (STATS, SUBGROUPS, RELEASED)}
         notes.append(f"{group}: evaluation statistics withheld with the per-class metrics")
     return arrays, values, notes

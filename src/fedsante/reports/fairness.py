@@ -20,8 +20,8 @@ import numpy as np
 from fedsante.privacy.disclosure import K_MIN_FLOOR, DisclosurePolicy
 from fedsante.reports.metrics import accuracy, roc_auc
 
-__all__ = ["AGE", "DEFAULT_ATTRIBUTES", "METRICS", "SEX", "Attribute", "equalized_odds_difference", "flags", "gaps",
-           "group_metrics", "masks", "suppress_small"]
+__all__ = ["AGE", "ATTRIBUTES", "DEFAULT_ATTRIBUTES", "METRICS", "SEX", "Attribute", "attributes",
+           "equalized_odds_difference", "flags", "gaps", "group_metrics", "masks", "suppress_small"]
 
 METRICS = ("auc", "accuracy", "sensitivity", "specificity", "ppv", "oe_ratio")
 NAMES = {"auc": "AUC", "accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
@@ -67,6 +67,23 @@ class Attribute:
 SEX = Attribute("sex", "sex", (("female", 0, 0.5), ("male", 0.5, 1.01)))
 AGE = Attribute("age", "age", (("<45", 0, 45), ("45-54", 45, 55), ("55-64", 55, 65), (">=65", 65, 200)))
 DEFAULT_ATTRIBUTES = (SEX, AGE)
+ATTRIBUTES = {attribute.name: attribute for attribute in DEFAULT_ATTRIBUTES}
+"""The attributes a project may name (parameter ``fairness_attributes``), by name."""
+
+
+def attributes(names: Sequence[str]) -> tuple[Attribute, ...]:
+    """The attributes called ``names``, in that order.
+
+    >>> [a.name for a in attributes(["age"])]
+    ['age']
+    >>> attributes(["ethnicity"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: unknown fairness attribute 'ethnicity'; known: sex, age
+    """
+    unknown = [name for name in names if name not in ATTRIBUTES]
+    if unknown:
+        raise ValueError(f"unknown fairness attribute {unknown[0]!r}; known: {', '.join(ATTRIBUTES)}")
+    return tuple(ATTRIBUTES[name] for name in names)
 
 
 def masks(X: np.ndarray, feature_names: Sequence[str], attribute: Attribute) -> dict[str, np.ndarray]:

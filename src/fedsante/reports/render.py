@@ -67,6 +67,13 @@ _S = {  # the plain-language summary, sentence by sentence
         "exact": "Patient data never left the hospitals: only model parameters and group statistics were shared; no "
                  "random noise was added for privacy in this run, so no privacy budget ε applies.",
         "factors": "The factors that weigh most in its predictions are {factors}.",
+        "fair_flag": "Its results differed between groups of patients ({attrs}) by more than the charter allows; the "
+                     "report details these gaps.",
+        "fair_ok": "Its results were similar across the groups of patients that could be compared ({attrs}), within "
+                   "the charter's tolerance{noise}.",
+        "fair_noise": " and the precision that the privacy noise allows",
+        "fair_none": "Too few patients were tested to compare groups of patients ({attrs}).",
+        "attrs": {"sex": "by sex", "age": "by age band"},
         "limits": "The full report lists the limits of these results.",
     },
     "fr": {
@@ -100,6 +107,13 @@ _S = {  # the plain-language summary, sentence by sentence
                  "statistiques de groupe ont été partagés ; aucun bruit aléatoire n'a été ajouté dans cette analyse, "
                  "donc aucun budget de confidentialité ε ne s'applique.",
         "factors": "Les facteurs qui pèsent le plus dans ses prédictions sont : {factors}.",
+        "fair_flag": "Ses résultats diffèrent entre groupes de patients ({attrs}) plus que la charte ne le permet ; "
+                     "le rapport détaille ces écarts.",
+        "fair_ok": "Ses résultats sont comparables entre les groupes de patients qui ont pu être comparés ({attrs}), "
+                   "dans la tolérance de la charte{noise}.",
+        "fair_noise": " et dans la précision que permet le bruit de confidentialité",
+        "fair_none": "Trop peu de patients ont été testés pour comparer des groupes de patients ({attrs}).",
+        "attrs": {"sex": "par sexe", "age": "par tranche d'âge"},
         "limits": "Le rapport complet détaille les limites de ces résultats.",
     },
 }
@@ -231,9 +245,28 @@ def summary(report: dict, lang: str = "fr") -> str:
     if features:
         out.append(s["factors"].format(factors=_join([f"{f['feature']} ({t.get(d := _direction(f), d)})"
                                                       for f in features], lang)))
+    fairness = _fairness_sentence(report.get("fairness"), s, lang)
+    if fairness:
+        out.append(fairness)
     if report.get("limitations"):
         out.append(s["limits"])
     return " ".join(out)
+
+
+def _fairness_sentence(fairness: dict | None, s: dict, lang: str) -> str | None:
+    """Whether groups of patients fared alike: flagged gaps, none, or no group comparable."""
+    attributes = (fairness or {}).get("attributes") or []
+    if not attributes:
+        return None
+    words = lambda names: _join([s["attrs"].get(n, n) for n in names], lang)  # noqa: E731
+    flagged = [a["name"] for a in attributes if a.get("flags")]
+    compared = [a["name"] for a in attributes if any((g or {}).get("gap") is not None for g in a["gaps"].values())]
+    if flagged:
+        return s["fair_flag"].format(attrs=words(flagged))
+    if compared:
+        noisy = fairness.get("noise_sd_per_hospital") is not None
+        return s["fair_ok"].format(attrs=words(compared), noise=s["fair_noise"] if noisy else "")
+    return s["fair_none"].format(attrs=words([a["name"] for a in attributes]))
 
 
 def _rows(report: dict, t: dict, k_min: object) -> list[dict]:
@@ -267,6 +300,32 @@ def _rows(report: dict, t: dict, k_min: object) -> list[dict]:
     return groups
 
 
+_FAIR = [("auc", 2), ("accuracy", 2), ("sensitivity", 2), ("specificity", 2), ("ppv", 2), ("oe_ratio", 2)]
+
+
+def _fairness_tables(report: dict, t: dict, k_min: object) -> list[dict]:
+    """One table per attribute: a row per group (value, ± noise sd under DP) or its notice, then the gaps."""
+    labels, tables = _labels(report), []
+    for attribute in (report.get("fairness") or {}).get("attributes") or []:
+        rows = []
+        for label, group in attribute["groups"].items():
+            m, spread = _shown(group), group.get("noise_sd") or {}
+            withheld = ", ".join(labels.get(n, n) for n in group.get("withheld_at") or [])
+            reason = group.get("reason") or ""
+            cells = [] if not m else [
+                f"{_fmt(m.get('n'), 0, t['na'])} ({_fmt(m.get('n_positive'), 0, t['na'])})",
+                *[_fmt(m.get(key), d, t["na"]) + (f" ± {_fmt(spread[key], d, t['na'])}" if spread.get(key) else "")
+                  for key, d in _FAIR]]
+            rows.append({"label": label, "withheld": withheld, "cells": cells,
+                         "notice": None if m else t["suppressed"].format(k=k_min) if "k_min" in reason else reason})
+        gap_cells = [_fmt((attribute["gaps"].get(key) or {}).get("gap"), d, t["na"]) for key, d in _FAIR]
+        compared = any((g or {}).get("gap") is not None for g in attribute["gaps"].values())
+        tables.append({"name": attribute["name"], "rows": rows, "gaps": gap_cells, "flags": attribute.get("flags") or [],
+                       "compared": compared,
+                       "within_noise": [i for i, (key, _) in enumerate(_FAIR) if key in (attribute.get("within_noise") or [])]})
+    return tables
+
+
 def render_html(report: dict, lang: str = "en") -> str:
     """The whole trust report as one self-contained HTML page in English or French."""
     report = _checked(report, lang)
@@ -280,6 +339,7 @@ def render_html(report: dict, lang: str = "en") -> str:
                "coefficients": coefficients_svg(features, lang=lang)}
     return _env.get_template("trust.html").render(
         r=report, lang=lang, run=run, groups=groups, figures=figures, summary=summary(report, lang),
+        fairness=_fairness_tables(report, t, run.get("k_min") or 11),
         labels=_labels(report), t=t, num=lambda v, d=2: _fmt(v, d, t["na"]), direction=_direction,
         sci=lambda v: t["na"] if v is None else f"{v:.3g}")
 

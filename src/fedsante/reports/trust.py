@@ -18,8 +18,11 @@ import numpy as np
 
 from fedsante.privacy.disclosure import DisclosurePolicy
 from fedsante.privacy.membership import dp_auc_ceiling
+from fedsante.node.evaluation import IMPORTANCE, RELEASED, SUBGROUPS
 from fedsante.reports.carbon import carbon_report
-from fedsante.reports.explain import odds_ratios
+from fedsante.reports.explain import aggregate_importance, odds_ratios
+from fedsante.reports.fairness import METRICS, flags, gaps
+from fedsante.reports.noise import beyond_noise, metric_noise_sd
 from fedsante.reports.performance import GroupStats, reliability_curve, summary
 
 SCHEMA = "fedsante-trust-report/1"
@@ -79,6 +82,74 @@ def _with_n(entry: dict, sites: list[str], public_n: dict[str, float | None]) ->
     return entry
 
 
+def fairness(run: dict, k_min: int) -> dict | None:
+    """Each subgroup (sex, age band...) over all hospitals, gaps between groups and the charter's flags.
+
+    A group sums the statistics of the hospitals that released it; a hospital withholds a group under
+    k_min (or one that would reveal it by subtraction), and the report suppresses a summed group under
+    k_min. Under differential privacy each metric comes with the standard deviation the noise gives it,
+    and a gap is flagged only when it exceeds the threshold by more than the noise can explain.
+    """
+    result = run["result"]
+    layout, evaluation = result.get("fairness") or {}, result.get("node_evaluation") or {}
+    if not layout.get("attributes"):
+        return None
+    threshold = layout["threshold"]
+    sites = [node for node in run["nodes"] if SUBGROUPS in (evaluation.get(node) or {})]
+    noise = next((m["noise_sd"] for m in result["node_metrics"].values() if m.get("noise_sd") is not None), None)
+    out, row = [], 0
+    for attribute in layout["attributes"]:
+        groups = {}
+        for label in attribute["groups"]:
+            kept = [node for node in sites if evaluation[node][RELEASED][row]]
+            groups[label] = _subgroup([np.asarray(evaluation[node][SUBGROUPS][row]) for node in kept], k_min, noise)
+            groups[label] |= {"sites": kept, "withheld_at": [node for node in run["nodes"] if node not in kept]}
+            row += 1
+        metric_gaps = gaps({label: g["metrics"] for label, g in groups.items()}, METRICS)
+        flagged, within = metric_gaps, []
+        if noise is not None:
+            flagged, within = beyond_noise(metric_gaps, {k: g.get("noise_sd") or {} for k, g in groups.items()},
+                                           threshold, METRICS)
+        out.append({"name": attribute["name"], "groups": groups,
+                    "gaps": {m: {**g, "groups": list(g["groups"])} for m, g in metric_gaps.items()},
+                    "flags": flags(flagged, threshold), "within_noise": within})
+    return {"threshold": threshold, "metrics": list(METRICS), "attributes": out, "noise_sd_per_hospital": noise}
+
+
+def _subgroup(vectors: list[np.ndarray], k_min: int, noise: float | None) -> dict:
+    """One subgroup summed over the hospitals that released it; under DP with each metric's noise sd."""
+    reason = f"suppressed: fewer than k_min = {k_min} patients in the group or one of its outcome classes"
+    if not vectors:
+        return {"metrics": None, "reason": reason + " at every hospital"}
+    stats = GroupStats.from_vector(np.sum(vectors, axis=0))
+    entry = group_entry(stats, k_min, reason=reason)
+    if entry["metrics"] is None:
+        return entry
+    entry["metrics"].pop("reliability")
+    if noise is not None:  # unclipped sums: the noisy counts' best estimates
+        n, n_positive = float(stats.counts.sum()), float(stats.counts[1].sum())
+        if min(n, n_positive, n - n_positive) < k_min:
+            return {"metrics": None, "reason": reason + " (as estimated through the noise)"}
+        entry["metrics"] |= {"n": n, "n_positive": min(max(n_positive, 0.0), n)}
+        spread = metric_noise_sd(stats, noise * math.sqrt(len(vectors)))
+        entry["noise_sd"] = {k: _clean(v) for k, v in spread.items()}
+    return entry
+
+
+def importance(run: dict) -> dict | None:
+    """Permutation importance aggregated over the hospitals (exact runs; weighted by test patients)."""
+    result = run["result"]
+    evaluation, metrics = result.get("node_evaluation") or {}, result["node_metrics"]
+    nodes = [node for node in run["nodes"] if IMPORTANCE in (evaluation.get(node) or {}) and metrics[node].get("n")]
+    if not nodes:
+        return None
+    values = aggregate_importance([np.asarray(evaluation[node][IMPORTANCE]) for node in nodes],
+                                  [int(metrics[node]["n"]) for node in nodes])
+    rows = sorted(({"feature": name, "importance": float(v)} for name, v in zip(result["features"], values)),
+                  key=lambda row: -row["importance"])
+    return {"sites": nodes, "features": rows}
+
+
 def explanation(run: dict) -> dict:
     """Coefficients and odds ratios of the released logistic regression, by decreasing weight."""
     result = run["result"]
@@ -90,7 +161,8 @@ def explanation(run: dict) -> dict:
             for name, c, u, s in zip(result["features"], model["coef"], ratios["per_unit"], ratios["per_sd"])]
     rows.sort(key=lambda row: -abs(row["coef"]))
     return {"method": "Exact coefficients of the released model (log-odds per scale unit of each feature); per-patient "
-                      "explanations are computed only inside each hospital.", "features": rows}
+                      "explanations are computed only inside each hospital.", "features": rows,
+            "permutation_importance": importance(run)}
 
 
 def privacy(run: dict) -> dict | None:
@@ -155,7 +227,11 @@ LIMITATIONS = [
     "(see the privacy section), which is large for small hospitals.",
     "The AUC is computed from counts per tenth of predicted risk (ties within a tenth count one half), and the "
     "calibration slope and intercept from the same tenths: both approximate the per-patient values.",
-    "Subgroup (sex, age) fairness and permutation importance are not in this report yet.",
+    "Subgroup results sum each hospital's subgroup statistics; a hospital withholds a subgroup with fewer than k_min "
+    "patients, so the sum may leave that hospital's patients out (listed with each group). Under differential "
+    "privacy, subgroup counts are noisy and small gaps between groups may be noise.",
+    "Permutation importance needs exact losses per patient and is computed in exact runs only; under differential "
+    "privacy the coefficients explain the model.",
 ]
 
 
@@ -174,6 +250,7 @@ def build_report(run: dict, nodes: dict[str, dict], spec: dict | None = None, *,
         "model_card": model_card(spec, run, nodes),
         "performance": performance(run, nodes, k_min),
         "explanation": explanation(run),
+        "fairness": fairness(run, k_min),
         "privacy": privacy(run),
         "carbon": carbon(run),
         "limitations": LIMITATIONS,

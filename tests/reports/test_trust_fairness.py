@@ -1,0 +1,182 @@
+"""Fairness by subgroup and permutation importance in the trust report, against centralised computations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import zlib
+
+import numpy as np
+import pytest
+from exact_run import NODES, exact, predictions  # noqa: F401  (exact: fixture)
+
+from fedsante.data.heart import load_hospital
+from fedsante.federation.simulation import simulate_study
+from fedsante.learning.scaling import Scaler
+from fedsante.privacy.disclosure import DisclosurePolicy
+from fedsante.reports.explain import permutation_importance
+from fedsante.reports.fairness import AGE, SEX, masks
+from fedsante.reports.performance import group_stats, summary
+from fedsante.reports.render import write_report
+from fedsante.reports.trust import build_report
+
+ATTRIBUTES = {"sex": SEX, "age": AGE}
+
+
+def released(group: np.ndarray, y: np.ndarray, k_min: int = 11) -> bool:
+    """Whether a node may release a group on its own (before secondary suppression)."""
+    n, pos = int(group.sum()), int(y[group].sum())
+    return not any(DisclosurePolicy(k_min=k_min).is_small(c) for c in (n, pos, n - pos))
+
+
+def test_each_shown_subgroup_equals_the_centralised_computation_on_the_hospitals_that_released_it(exact) -> None:
+    tables, run, report = exact
+    shown = 0
+    for attribute in report["fairness"]["attributes"]:
+        for label, group in attribute["groups"].items():
+            if group["metrics"] is None:
+                continue
+            ys, ps = [], []
+            for node in group["sites"]:
+                y, p = predictions(run, tables[node])
+                mask = masks(tables[node].part("test")[0], tables[node].feature_names, ATTRIBUTES[attribute["name"]])
+                ys.append(y[mask[label]])
+                ps.append(p[mask[label]])
+            central = summary(group_stats(np.concatenate(ys), np.concatenate(ps)))
+            for key in ("n", "n_positive", "auc", "accuracy", "sensitivity", "specificity", "ppv", "oe_ratio", "brier"):
+                assert math.isclose(group["metrics"][key], central[key], rel_tol=1e-9, abs_tol=1e-12), (label, key)
+            shown += 1
+    assert shown >= 2  # age 45-54 and 55-64
+
+
+def test_hospitals_withhold_subgroups_under_k_min_and_those_that_would_reveal_them(exact) -> None:
+    tables, run, report = exact
+    sex = next(a for a in report["fairness"]["attributes"] if a["name"] == "sex")
+    for node in ("cleveland", "hungarian"):
+        X, y = tables[node].part("test")
+        groups = masks(X, tables[node].feature_names, SEX)
+        # women have an outcome class under k_min at both hospitals; men are then withheld too, or the hospital's
+        # released total minus men would give the women's statistics
+        assert not released(groups["female"], y) and released(groups["male"], y)
+        assert node in sex["groups"]["female"]["withheld_at"] and node in sex["groups"]["male"]["withheld_at"]
+        for row, label in enumerate(("female", "male")):
+            assert run["result"]["node_evaluation"][node]["subgroup_released"][row] == 0.0
+            assert not any(run["result"]["node_evaluation"][node]["subgroup_stats"][row])  # zeros: nothing left
+    assert sex["groups"]["female"]["metrics"] is None and sex["groups"]["male"]["metrics"] is None
+    assert all(g["gap"] is None for g in sex["gaps"].values()) and sex["flags"] == []
+
+
+def test_a_suppressed_subgroup_shows_no_number_in_html_or_json(exact, tmp_path) -> None:
+    _, _, report = exact
+    paths = write_report(report, tmp_path)
+    written = json.loads(paths["json"].read_text(encoding="utf-8"))
+    age = next(a for a in written["fairness"]["attributes"] if a["name"] == "age")
+    assert age["groups"]["<45"]["metrics"] is None and "k_min" in age["groups"]["<45"]["reason"]
+    assert "noise_sd" not in age["groups"]["<45"]
+    shown = age["groups"]["45-54"]["metrics"]
+    for lang, word in (("html", "suppressed"), ("html_fr", "masqué")):
+        html = paths[lang].read_text(encoding="utf-8")
+        table = html[html.index('id="fairness"'):html.index('id="explanation"')]
+        row = table[table.index("&lt;45"):].split("</tr>")[0]
+        cells = re.sub(r"<[^>]+>", " ", row.split("</small>")[-1]).replace("k_min = 11", "")
+        assert word in cells and not any(ch.isdigit() for ch in cells)
+        assert f"{shown['auc']:.2f}" in table
+
+
+def test_permutation_importance_matches_each_hospitals_local_computation(exact) -> None:
+    tables, run, report = exact
+    result = run["result"]
+    model = {k: np.array(v) for k, v in result["model"].items()}
+    scaler = Scaler(mean=np.array(result["scaler"]["mean"]), scale=np.array(result["scaler"]["scale"]))
+    values, counts = [], []
+    for node, table in tables.items():
+        X, y = table.part("test")
+        local = permutation_importance(model, scaler.transform(X), y, repeats=5,
+                                       rng=np.random.default_rng(42 * 1_000_003 + zlib.crc32(node.encode())))
+        np.testing.assert_allclose(result["node_evaluation"][node]["importance"], local, rtol=1e-12, atol=1e-15)
+        values.append(local)
+        counts.append(len(y))
+    pooled = np.average(values, axis=0, weights=counts)
+    rows = report["explanation"]["permutation_importance"]["features"]
+    got = {row["feature"]: row["importance"] for row in rows}
+    for name, value in zip(result["features"], pooled):
+        assert math.isclose(got[name], value, rel_tol=1e-9, abs_tol=1e-15), name
+    assert [row["importance"] for row in rows] == sorted(got.values(), reverse=True)
+    assert rows[0]["importance"] > 0.01  # the model relies on something
+
+
+@pytest.fixture(scope="module")
+def private_report():
+    tables = {h: load_hospital(h) for h in ("cleveland", "hungarian")}
+    run = asyncio.run(simulate_study(tables, {"rounds": 2}))
+    return run, build_report(run, NODES)
+
+
+def test_under_dp_subgroups_carry_their_noise_and_only_gaps_beyond_it_are_flagged(private_report) -> None:
+    run, report = private_report
+    fairness = report["fairness"]
+    sigma = run["params"]["evaluation_noise_multiplier"] if "params" in run else None
+    noise = run["result"]["node_metrics"]["cleveland"]["noise_sd"]
+    assert fairness["noise_sd_per_hospital"] == noise and noise > 10  # per count, at epsilon = 1
+    if sigma is not None:
+        assert noise == pytest.approx(sigma * math.sqrt(15))  # sqrt(5) x sqrt(1 + 2 attributes)
+    for attribute in fairness["attributes"]:
+        for group in attribute["groups"].values():
+            if group["metrics"] is not None:
+                assert group["noise_sd"]["auc"] > 0
+        for metric, gap in attribute["gaps"].items():
+            if gap["gap"] is not None and gap["gap"] > fairness["threshold"]:
+                high, low = gap["groups"]
+                sd = math.hypot(attribute["groups"][high]["noise_sd"][metric] or math.nan,
+                                attribute["groups"][low]["noise_sd"][metric] or math.nan)
+                flagged = any(s.startswith(("AUC", "Accuracy", "Sensitivity", "Specificity", "Positive", "The obs"))
+                              and metric_name(metric) in s for s in attribute["flags"])
+                assert flagged == (gap["gap"] - fairness["threshold"] > 1.96 * sd)
+                assert flagged or metric in attribute["within_noise"]
+    assert report["explanation"]["permutation_importance"] is None  # exact runs only
+
+
+def metric_name(metric: str) -> str:
+    return {"auc": "AUC", "accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
+            "ppv": "Positive predictive value", "oe_ratio": "observed/expected"}[metric]
+
+
+def test_a_run_can_describe_other_attributes_or_none() -> None:
+    tables = {h: load_hospital(h) for h in ("cleveland", "hungarian")}
+    run = asyncio.run(simulate_study(tables, {"privacy": "none", "rounds": 1, "fairness_attributes": "age",
+                                              "membership_check": False}))
+    assert [a["name"] for a in run["result"]["fairness"]["attributes"]] == ["age"]
+    assert len(run["result"]["node_evaluation"]["cleveland"]["subgroup_released"]) == 4
+    run = asyncio.run(simulate_study(tables, {"privacy": "none", "rounds": 1, "fairness_attributes": "",
+                                              "membership_check": False}))
+    assert build_report(run, NODES)["fairness"] is None
+
+
+@pytest.mark.parametrize("value, message", [("ethnicity", "unknown fairness attribute 'ethnicity'"),
+                                            ("sex,sex", "names an attribute twice")])
+def test_bad_fairness_attributes_are_refused(value, message) -> None:
+    from pydantic import ValidationError
+
+    from fedsante.federation.params import LogRegParams
+
+    with pytest.raises(ValidationError, match=message):
+        LogRegParams(fairness_attributes=value)
+    assert LogRegParams(fairness_attributes=" age , sex ").attribute_names == ["age", "sex"]
+
+
+def test_the_plain_summary_says_whether_groups_of_patients_fared_alike(exact) -> None:
+    import copy
+
+    from fedsante.reports.render import summary
+
+    _, _, report = exact
+    assert "groups of patients that could be compared (by age band), within the charter's tolerance." in summary(
+        report, "en")
+    assert "(par tranche d'âge)" in summary(report, "fr")
+    flagged = copy.deepcopy(report)
+    flagged["fairness"]["attributes"][1]["flags"] = ["AUC differs by 0.20 between 45-54 (0.90) and 55-64 (0.70)"]
+    assert "differed between groups of patients (by age band) by more than the charter allows" in summary(flagged, "en")
+    flagged["fairness"] = None
+    assert "groups of patients" not in summary(flagged, "en")
