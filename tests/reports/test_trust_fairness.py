@@ -180,3 +180,30 @@ def test_the_plain_summary_says_whether_groups_of_patients_fared_alike(exact) ->
     assert "differed between groups of patients (by age band) by more than the charter allows" in summary(flagged, "en")
     flagged["fairness"] = None
     assert "groups of patients" not in summary(flagged, "en")
+
+
+def test_under_dp_performance_carries_its_noise_and_the_summary_claims_only_what_it_can_see(private_report,
+                                                                                           exact) -> None:
+    import copy
+
+    from fedsante.reports.render import render_html, summary
+
+    _, report = private_report
+    pooled = report["performance"]["pooled"]
+    assert pooled["noise_sd"]["auc"] > 0 and report["performance"]["hospitals"]["cleveland"]["noise_sd"]["auc"] > 0
+    assert " ± " in render_html(report, "en").split('id="performance"')[1].split("</table>")[0]
+    assert "for the privacy noise" in summary(report, "en")
+    _, _, exact_report = exact
+    assert "noise_sd" not in exact_report["performance"]["pooled"] and " ± " not in render_html(exact_report, "en")
+    # a hospital 0.10 below all hospitals: named when the noise is small, not when it could explain the gap
+    crafted = copy.deepcopy(exact_report)
+    perf = crafted["performance"]
+    perf["hospitals"]["hungarian"]["metrics"]["auc"] = perf["pooled"]["metrics"]["auc"] - 0.10
+    for group in (perf["pooled"], perf["hospitals"]["cleveland"], perf["hospitals"]["hungarian"]):
+        group["noise_sd"] = {"auc": 0.01, "oe_ratio": 0.01}
+    assert "did less well for the patients of Hungarian Institute" in summary(crafted, "en")
+    for group in (perf["pooled"], perf["hospitals"]["cleveland"], perf["hospitals"]["hungarian"]):
+        group["noise_sd"] = {"auc": 0.08, "oe_ratio": 0.5}
+    text = summary(crafted, "en")
+    assert "cannot be told apart from the privacy noise" in text and "did less well" not in text
+    assert "cannot be told through the privacy noise" in text  # O/E 0.92 +- 0.5

@@ -42,7 +42,12 @@ _S = {  # the plain-language summary, sentence by sentence
         "purpose": "This model was trained across {k} {hospitals} ({names}) for one purpose: “{title}”.",
         "purpose_untitled": "This model was trained across {k} {hospitals} ({names}).",
         "overall": "On {n} test patients from all hospitals, its {AUC} was {auc}, between {low} and {high} allowing "
-                   "for uncertainty; 0.5 would be chance and 1 a perfect ranking.",
+                   "for uncertainty{noise}; 0.5 would be chance and 1 a perfect ranking.",
+        "overall_noise": ", give or take {sd} more for the privacy noise",
+        "noisy_sites": "Differences between hospitals (AUC from {low} to {high}) cannot be told apart from the privacy "
+                       "noise.",
+        "cal_noisy": "How closely its predicted risks match what was observed cannot be told through the privacy "
+                     "noise.",
         "overall_hidden": "Its overall results are not published because too few patients were tested (fewer than "
                           "{k_min} in a group or class).",
         "overall_na": "Its overall AUC could not be computed.",
@@ -80,7 +85,12 @@ _S = {  # the plain-language summary, sentence by sentence
         "purpose": "Ce modèle a été entraîné dans {k} {hospitals} ({names}) dans un but précis : « {title} ».",
         "purpose_untitled": "Ce modèle a été entraîné dans {k} {hospitals} ({names}).",
         "overall": "Sur {n} patients de test de l'ensemble des hôpitaux, son {AUC} est de {auc}, entre {low} et {high} "
-                   "compte tenu de l'incertitude ; 0,5 correspondrait au hasard et 1 à un classement parfait.",
+                   "compte tenu de l'incertitude{noise} ; 0,5 correspondrait au hasard et 1 à un classement parfait.",
+        "overall_noise": ", à {sd} près en plus du fait du bruit de confidentialité",
+        "noisy_sites": "Les écarts entre hôpitaux (AUC de {low} à {high}) ne se distinguent pas du bruit de "
+                       "confidentialité.",
+        "cal_noisy": "L'accord entre les risques annoncés et ce qui a été observé ne se distingue pas du bruit de "
+                     "confidentialité.",
         "overall_hidden": "Ses résultats d'ensemble ne sont pas publiés car trop peu de patients ont été testés (moins "
                           "de {k_min} dans un groupe ou une classe).",
         "overall_na": "Son AUC d'ensemble n'a pas pu être calculée.",
@@ -166,6 +176,17 @@ def _shown(group: dict | None) -> dict | None:
     return group["metrics"]
 
 
+def _sd(group: dict | None, key: str) -> float | None:
+    """Standard deviation of a metric's DP noise (None in an exact run or when unknown)."""
+    return ((group or {}).get("noise_sd") or {}).get(key)
+
+
+def _pm(group: dict | None, key: str, t: dict, digits: int = 2) -> str:
+    """`` ± sd`` of a metric's DP noise, or nothing in an exact run."""
+    sd = _sd(group, key)
+    return "" if sd is None else f" ± {_fmt(sd, digits, t['na'])}"
+
+
 def _labels(report: dict) -> dict[str, str]:
     """Display label of each hospital, run nodes first."""
     hospitals = (report.get("performance") or {}).get("hospitals") or {}
@@ -202,18 +223,26 @@ def summary(report: dict, lang: str = "fr") -> str:
 
     pooled = _shown(perf.get("pooled"))
     if pooled and pooled.get("auc") is not None:
+        sd = _sd(perf.get("pooled"), "auc")
         out.append(s["overall"].format(n=num(pooled.get("n"), 0), AUC=auc_word(), auc=num(pooled["auc"]),
-                                       low=num(pooled.get("auc_ci_low")), high=num(pooled.get("auc_ci_high"))))
+                                       low=num(pooled.get("auc_ci_low")), high=num(pooled.get("auc_ci_high")),
+                                       noise="" if sd is None else s["overall_noise"].format(sd=num(sd))))
     else:
         out.append(s["overall_na" if pooled else "overall_hidden"].format(k_min=run.get("k_min") or 11))
     hospitals = perf.get("hospitals") or {}
-    aucs = [(labels.get(n, n), m["auc"]) for n, h in hospitals.items() if (m := _shown(h)) and m.get("auc") is not None]
+    aucs = [(labels.get(n, n), m["auc"], _sd(h, "auc")) for n, h in hospitals.items()
+            if (m := _shown(h)) and m.get("auc") is not None]
     hidden = [labels.get(n, n) for n, h in hospitals.items() if _shown(h) is None]
     sentence = None
     if aucs:
-        worst = min(aucs, key=lambda pair: pair[1])
-        lowest, highest = worst[1], max(a for _, a in aucs)
-        if pooled and pooled.get("auc") is not None and round(pooled["auc"] - lowest, 9) >= 0.05 and len(aucs) > 1:
+        worst = min(aucs, key=lambda row: row[1])
+        lowest, highest = worst[1], max(row[1] for row in aucs)
+        noisy = worst[2] is not None
+        clear = not noisy or (pooled and pooled.get("auc") is not None
+                              and pooled["auc"] - lowest > 1.96 * math.hypot(worst[2], _sd(perf.get("pooled"), "auc") or 0))
+        if noisy and not clear and len(aucs) > 1:
+            sentence = s["noisy_sites"].format(low=num(lowest), high=num(highest))
+        elif pooled and pooled.get("auc") is not None and round(pooled["auc"] - lowest, 9) >= 0.05 and len(aucs) > 1:
             sentence = s["weakest"].format(label=worst[0], auc=num(lowest), gap=num(pooled["auc"] - lowest))
         elif len(aucs) > 1:
             sentence = s["similar"].format(AUC=auc_word(), low=num(lowest), high=num(highest))
@@ -227,8 +256,11 @@ def summary(report: dict, lang: str = "fr") -> str:
     if sentence:
         out.append(sentence)
     oe = pooled.get("oe_ratio") if pooled else None
+    oe_sd = _sd(perf.get("pooled"), "oe_ratio")
     if oe is None:
         out.append(s["cal_none"])
+    elif oe_sd is not None and abs(oe - 1) <= 1.96 * oe_sd:
+        out.append(s["cal_noisy"])
     else:
         kind = "cal_good" if 0.9 <= oe <= 1.1 else "cal_under" if oe > 1.1 else "cal_over"
         slope = pooled.get("calibration_slope")
@@ -282,7 +314,9 @@ def _rows(report: dict, t: dict, k_min: object) -> list[dict]:
                 "main": [] if not m else [
                     f"{_fmt(m.get('n'), 0, t['na'])} ({_fmt(m.get('n_positive'), 0, t['na'])})",
                     f"{_fmt(m.get('auc'), 2, t['na'])} [{_fmt(m.get('auc_ci_low'), 2, t['na'])}, "
-                    f"{_fmt(m.get('auc_ci_high'), 2, t['na'])}]", *[_fmt(m.get(key), d, t["na"]) for key, d in _MAIN]],
+                    f"{_fmt(m.get('auc_ci_high'), 2, t['na'])}]" + _pm(group, "auc", t),
+                    *[_fmt(m.get(key), d, t["na"]) + (_pm(group, key, t) if key == "oe_ratio" else "")
+                      for key, d in _MAIN]],
                 "details": [] if not m else [_fmt(m.get(key), d, t["na"]) for key, d in _DETAIL],
                 "auc_value": (None, None, None) if not m else (m.get("auc"), m.get("auc_ci_low"), m.get("auc_ci_high")),
                 "reliability": m.get("reliability") if m else None}
@@ -309,13 +343,12 @@ def _fairness_tables(report: dict, t: dict, k_min: object) -> list[dict]:
     for attribute in (report.get("fairness") or {}).get("attributes") or []:
         rows = []
         for label, group in attribute["groups"].items():
-            m, spread = _shown(group), group.get("noise_sd") or {}
+            m = _shown(group)
             withheld = ", ".join(labels.get(n, n) for n in group.get("withheld_at") or [])
             reason = group.get("reason") or ""
             cells = [] if not m else [
                 f"{_fmt(m.get('n'), 0, t['na'])} ({_fmt(m.get('n_positive'), 0, t['na'])})",
-                *[_fmt(m.get(key), d, t["na"]) + (f" ± {_fmt(spread[key], d, t['na'])}" if spread.get(key) else "")
-                  for key, d in _FAIR]]
+                *[_fmt(m.get(key), d, t["na"]) + _pm(group, key, t, d) for key, d in _FAIR]]
             rows.append({"label": label, "withheld": withheld, "cells": cells,
                          "notice": None if m else t["suppressed"].format(k=k_min) if "k_min" in reason else reason})
         gap_cells = [_fmt((attribute["gaps"].get(key) or {}).get("gap"), d, t["na"]) for key, d in _FAIR]

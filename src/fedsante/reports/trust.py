@@ -50,28 +50,42 @@ def group_entry(stats: GroupStats | None, k_min: int, *, reason: str | None = No
 
 
 def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
-    """Per hospital (its own statistics), per territory and pooled (sums of the hospitals' statistics)."""
-    shared = {node: GroupStats.from_vector(np.asarray(v)) for node, v in run["result"].get("node_stats", {}).items()}
-    public_n = {node: m.get("n") for node, m in run["result"]["node_metrics"].items()}  # row counts are public
+    """Per hospital (its own statistics), per territory and pooled (sums of the hospitals' statistics).
+
+    Under differential privacy each shown group also gets the noise standard deviation of its metrics.
+    """
+    result = run["result"]
+    shared = {node: GroupStats.from_vector(np.asarray(v)) for node, v in result.get("node_stats", {}).items()}
+    public_n = {node: m.get("n") for node, m in result["node_metrics"].items()}  # row counts are public
+    noise = _noise_sd(result)
+
+    def entry(sites: list[str]) -> dict:
+        released = [site for site in sites if site in shared]
+        stats = sum(shared[site] for site in released) if released else None
+        out = _with_n(group_entry(stats, k_min), released, public_n)
+        if noise is not None and out["metrics"] is not None:
+            spread = metric_noise_sd(stats, noise * math.sqrt(len(released)))
+            out["noise_sd"] = {k: _clean(v) for k, v in spread.items()}
+        return out
+
     hospitals = {}
     for node in run["nodes"]:
         info = nodes.get(node, {})
         hospitals[node] = {"label": info.get("hospital_name") or node, "territory": info.get("territory") or "",
-                           **_with_n(group_entry(shared.get(node), k_min), [node], public_n)}
+                           **entry([node])}
     by_territory: dict[str, list[str]] = defaultdict(list)
     for node in run["nodes"]:
         if hospitals[node]["territory"]:
             by_territory[hospitals[node]["territory"]].append(node)
-    territories = {}
-    for territory, sites in by_territory.items():
-        parts = [shared[s] for s in sites if s in shared]
-        entry = group_entry(sum(parts) if parts else None, k_min)
-        territories[territory] = {"sites": sites, **_with_n(entry, [s for s in sites if s in shared], public_n)}
+    territories = {territory: {"sites": sites, **entry(sites)} for territory, sites in by_territory.items()}
     pooled_sites = [n for n in run["nodes"] if n in shared]
-    pooled = _with_n(group_entry(sum(shared[n] for n in pooled_sites) if pooled_sites else None, k_min),
-                     pooled_sites, public_n)
-    return {"pooled": {"label": "all hospitals", "sites": pooled_sites, **pooled}, "hospitals": hospitals,
-            "territories": territories}
+    return {"pooled": {"label": "all hospitals", "sites": pooled_sites, **entry(pooled_sites)},
+            "hospitals": hospitals, "territories": territories}
+
+
+def _noise_sd(result: dict) -> float | None:
+    """Standard deviation of the DP noise on each count a hospital released (None: exact run)."""
+    return next((m["noise_sd"] for m in result["node_metrics"].values() if m.get("noise_sd") is not None), None)
 
 
 def _with_n(entry: dict, sites: list[str], public_n: dict[str, float | None]) -> dict:
@@ -96,7 +110,7 @@ def fairness(run: dict, k_min: int) -> dict | None:
         return None
     threshold = layout["threshold"]
     sites = [node for node in run["nodes"] if SUBGROUPS in (evaluation.get(node) or {})]
-    noise = next((m["noise_sd"] for m in result["node_metrics"].values() if m.get("noise_sd") is not None), None)
+    noise = _noise_sd(result)
     out, row = [], 0
     for attribute in layout["attributes"]:
         groups = {}
@@ -171,8 +185,7 @@ def privacy(run: dict) -> dict | None:
     if spent.get("epsilon") is None:
         return None
     metrics = run["result"]["node_metrics"]
-    noise = [m.get("noise_sd") for m in metrics.values() if m.get("noise_sd") is not None]
-    return {**spent, "noise_sd": noise[0] if noise else None, "membership": {
+    return {**spent, "noise_sd": _noise_sd(run["result"]), "membership": {
         "ceiling": dp_auc_ceiling(spent["epsilon"], spent["delta"]),
         "hospitals": {node: {"auc": _clean(m.get("membership_auc")), "noise_sd": _clean(m.get("membership_noise_sd"))}
                       for node, m in metrics.items()}}}
