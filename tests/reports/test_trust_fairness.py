@@ -119,9 +119,9 @@ def test_under_dp_subgroups_carry_their_noise_and_only_gaps_beyond_it_are_flagge
     fairness = report["fairness"]
     sigma = run["params"]["evaluation_noise_multiplier"] if "params" in run else None
     noise = run["result"]["node_metrics"]["cleveland"]["noise_sd"]
-    assert fairness["noise_sd_per_hospital"] == noise and noise > 10  # per count, at epsilon = 1
+    assert fairness["noise_sd_per_hospital"] == noise and noise > 5  # per count, at epsilon = 1
     if sigma is not None:
-        assert noise == pytest.approx(sigma * math.sqrt(15))  # sqrt(5) x sqrt(1 + 2 attributes)
+        assert noise == pytest.approx(sigma * math.sqrt(3))  # one count per block: the node's and 2 attributes
     for attribute in fairness["attributes"]:
         for group in attribute["groups"].values():
             if group["metrics"] is not None:

@@ -9,10 +9,11 @@
   privacy it is not released: a patient's share of a shuffled log loss is too loosely bounded for
   a useful noisy release, and the report explains the model by its exact coefficients instead.
 
-Under differential privacy the statistics leave as one Gaussian release. After
-:func:`~fedsante.reports.performance.release_weights` a patient adds at most ``SENSITIVITY`` (sqrt 5) in
-L2 to the node's block and to one group of each attribute, so the whole release has L2 sensitivity
-``SENSITIVITY * sqrt(1 + attributes)``, the one the noise multiplier is relative to.
+Under differential privacy only the counts leave, as one Gaussian release
+(:mod:`fedsante.reports.noise`): a patient adds 1 to one count of the node's block and to one count of
+each attribute's block, so the release has L2 sensitivity ``sqrt(1 + attributes)``, the one the
+noise multiplier is relative to. The noisy counts are post-processed at the node (made non-negative,
+summing to the node's public number of test patients) before they leave.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ import numpy as np
 
 from fedsante.learning.logistic import Params
 from fedsante.privacy.disclosure import DisclosurePolicy, protect_subgroups
-from fedsante.privacy.dp import gaussian_release
 from fedsante.reports.explain import permutation_importance
 from fedsante.reports.fairness import Attribute, masks
-from fedsante.reports.performance import SENSITIVITY, GroupStats, group_stats, release_weights
+from fedsante.reports.noise import noisy_counts
+from fedsante.reports.performance import GroupStats, group_stats
 
 STATS, SUBGROUPS, RELEASED, IMPORTANCE = "stats", "subgroup_stats", "subgroup_released", "importance"
 FIXED = (STATS, SUBGROUPS, RELEASED, IMPORTANCE)
@@ -62,33 +63,34 @@ def subgroup_stats(X: np.ndarray, feature_names: Sequence[str], y: np.ndarray, p
 
 
 def release_sensitivity(n_attributes: int) -> float:
-    """L2 sensitivity of the weighted release: the node's block and one group per attribute.
+    """L2 sensitivity of the counts released under DP: one count of the node's block and one per attribute.
 
     >>> round(release_sensitivity(2) ** 2, 9)
-    15.0
+    3.0
     """
-    return SENSITIVITY * math.sqrt(1 + n_attributes)
+    return math.sqrt(1 + n_attributes)
 
 
 def evaluation_arrays(site: GroupStats, groups: Sequence[GroupStats | None], n_attributes: int,
                       sigma: float | None, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
-    """The statistics to send: exact, or (``sigma`` set) one Gaussian release. Withheld groups are zeros.
+    """The statistics to send: exact, or (``sigma`` set) noisy counts post-processed. Withheld groups are zeros.
 
     >>> s = group_stats(np.array([0, 1]), np.array([0.2, 0.7]))
     >>> out = evaluation_arrays(s, [s, None], 1, None, None)
     >>> out["subgroup_stats"].shape, out["subgroup_released"].tolist()
     ((2, 42), [1.0, 0.0])
     """
-    width = site.as_vector().size
-    matrix = np.stack([site.as_vector(), *(np.zeros(width) if g is None else g.as_vector() for g in groups)])
     released = np.array([g is not None for g in groups], dtype=float)
-    if sigma is not None:
-        weights = release_weights(site.bins)
-        matrix = gaussian_release(matrix * weights, release_sensitivity(n_attributes), sigma, rng) / weights
-        matrix[1:][released == 0] = 0.0  # nothing of a withheld group leaves, not even noise
-    arrays = {STATS: matrix[0]}
-    if len(groups):
-        arrays |= {SUBGROUPS: matrix[1:], RELEASED: released}
+    if sigma is None:
+        release = lambda stats, total: stats  # noqa: E731
+    else:
+        sd = sigma * release_sensitivity(n_attributes)
+        release = lambda stats, total: noisy_counts(stats.counts, sd, rng, total)  # noqa: E731
+    width = site.as_vector().size
+    arrays = {STATS: release(site, site.n).as_vector()}  # the node's number of test patients is public
+    if len(groups):  # a withheld group sends zeros, not even noise
+        arrays[SUBGROUPS] = np.stack([np.zeros(width) if g is None else release(g, None).as_vector() for g in groups])
+        arrays[RELEASED] = released
     return arrays
 
 

@@ -1,7 +1,8 @@
 """Performance of a binary model from sufficient statistics that a node may release (pure functions).
 
 Each hospital node computes :func:`group_stats` on its own patients; only these sums leave it, possibly
-through secure aggregation (:meth:`GroupStats.as_vector`) and with noise added. The trust report adds
+through secure aggregation (:meth:`GroupStats.as_vector`); under differential privacy only noisy counts
+leave it (:mod:`fedsante.reports.noise`). The trust report adds
 the nodes' statistics (:func:`combine`, or ``sum()``) and computes every metric from the sums alone.
 
 Predicted probabilities are binned in ``bins`` equal bins (deciles by default); the number of bins is
@@ -30,21 +31,6 @@ __all__ = ["BINS", "GroupStats", "accuracy", "auc", "auc_ci", "auc_se", "brier",
 
 BINS = 10  # deciles of predicted probability; 0.5 is a bin edge
 LOGIT_CLIP = 1e-6
-LOGIT_MAX = float(np.log((1 - LOGIT_CLIP) / LOGIT_CLIP))  # the largest |logit| a patient adds (13.8)
-SENSITIVITY = math.sqrt(5)
-"""L2 bound of what one patient adds to :func:`release_weights` times the statistics vector: 1 to one count,
-at most 1 to one ``sum_p`` bin, to ``sum_p2`` and to ``sum_py``, and ``|logit| / LOGIT_MAX <= 1`` to one
-``sum_logit`` bin. Differential privacy releases ``weights * vector`` with Gaussian noise of that sensitivity."""
-
-
-def release_weights(bins: int = BINS) -> np.ndarray:
-    """Per-component scale that brings every patient's contribution to the statistics vector within 1.
-
-    >>> release_weights(2).round(3).tolist()
-    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.072, 0.072]
-    """
-    bins = _check_bins(bins)
-    return np.concatenate([np.ones(3 * bins + 2), np.full(bins, 1.0 / LOGIT_MAX)])
 
 
 def _check_bins(bins: object) -> int:

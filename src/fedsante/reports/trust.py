@@ -64,7 +64,7 @@ def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
         stats = sum(shared[site] for site in released) if released else None
         out = _with_n(group_entry(stats, k_min), released, public_n)
         if noise is not None and out["metrics"] is not None:
-            spread = metric_noise_sd(stats, noise * math.sqrt(len(released)))
+            spread = metric_noise_sd([shared[site] for site in released], noise, [public_n.get(s) for s in released])
             out["noise_sd"] = {k: _clean(v) for k, v in spread.items()}
         return out
 
@@ -116,7 +116,8 @@ def fairness(run: dict, k_min: int) -> dict | None:
         groups = {}
         for label in attribute["groups"]:
             kept = [node for node in sites if evaluation[node][RELEASED][row]]
-            groups[label] = _subgroup([np.asarray(evaluation[node][SUBGROUPS][row]) for node in kept], k_min, noise)
+            parts = [GroupStats.from_vector(np.asarray(evaluation[node][SUBGROUPS][row])) for node in kept]
+            groups[label] = _subgroup(parts, k_min, noise)
             groups[label] |= {"sites": kept, "withheld_at": [node for node in run["nodes"] if node not in kept]}
             row += 1
         metric_gaps = gaps({label: g["metrics"] for label, g in groups.items()}, METRICS)
@@ -130,23 +131,18 @@ def fairness(run: dict, k_min: int) -> dict | None:
     return {"threshold": threshold, "metrics": list(METRICS), "attributes": out, "noise_sd_per_hospital": noise}
 
 
-def _subgroup(vectors: list[np.ndarray], k_min: int, noise: float | None) -> dict:
+def _subgroup(parts: list[GroupStats], k_min: int, noise: float | None) -> dict:
     """One subgroup summed over the hospitals that released it; under DP with each metric's noise sd."""
     reason = f"suppressed: fewer than k_min = {k_min} patients in the group or one of its outcome classes"
-    if not vectors:
+    if not parts:
         return {"metrics": None, "reason": reason + " at every hospital"}
-    stats = GroupStats.from_vector(np.sum(vectors, axis=0))
+    stats = sum(parts)
     entry = group_entry(stats, k_min, reason=reason)
     if entry["metrics"] is None:
         return entry
     entry["metrics"].pop("reliability")
-    if noise is not None:  # unclipped sums: the noisy counts' best estimates
-        n, n_positive = float(stats.counts.sum()), float(stats.counts[1].sum())
-        if min(n, n_positive, n - n_positive) < k_min:
-            return {"metrics": None, "reason": reason + " (as estimated through the noise)"}
-        entry["metrics"] |= {"n": n, "n_positive": min(max(n_positive, 0.0), n)}
-        spread = metric_noise_sd(stats, noise * math.sqrt(len(vectors)))
-        entry["noise_sd"] = {k: _clean(v) for k, v in spread.items()}
+    if noise is not None:
+        entry["noise_sd"] = {k: _clean(v) for k, v in metric_noise_sd(parts, noise).items()}
     return entry
 
 
