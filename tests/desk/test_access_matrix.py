@@ -27,6 +27,10 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/charter"): PUBLIC,
     ("GET", "/api/v1/audit/heads"): PUBLIC,
     ("GET", "/api/v1/privacy"): PUBLIC,
+    ("GET", "/api/v1/hospitals"): PUBLIC,
+    ("POST", "/api/v1/objections"): PUBLIC,  # a patient objects: no account, the receipt is the credential
+    ("GET", "/api/v1/objections/{receipt}"): PUBLIC,
+    ("POST", "/api/v1/objections/{receipt}/withdraw"): PUBLIC,
     ("GET", "/api/v1/audit/desk"): {"auditor", "admin"},
     ("POST", "/api/v1/organisations"): {"admin"},
     ("GET", "/api/v1/organisations"): ALL,
@@ -61,6 +65,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/node/results"): NODE,
     ("GET", "/api/v1/node/approvals/{reference}"): NODE,
     ("POST", "/api/v1/node/acceptances"): NODE,
+    ("PUT", "/api/v1/node/objection-key"): NODE,
+    ("GET", "/api/v1/node/objections"): NODE,
+    ("POST", "/api/v1/node/objections/applied"): NODE,
 }
 
 

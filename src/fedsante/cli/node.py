@@ -104,6 +104,7 @@ def node_serve(config: ConfigOpt) -> None:
     from fedsante.node import operator
     from fedsante.node.agent import NodeAgent
     from fedsante.node.config import load_config
+    from fedsante.node.objections import Objections
 
     setup_logging()
     cfg = load_config(config)
@@ -120,7 +121,8 @@ def node_serve(config: ConfigOpt) -> None:
     async def serve() -> None:
         async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
             agent = NodeAgent(node_id=cfg.node_id, table=table, key=key, client=client, guard=guard,
-                              poll_seconds=cfg.poll_seconds, meter=meter)
+                              poll_seconds=cfg.poll_seconds, meter=meter,
+                              objections=Objections.open(cfg.data_dir, cfg.node_id, key, guard.audit))
             logging.getLogger("fedsante.node").info("node %s: %d rows loaded; polling %s", cfg.node_id,
                                                     len(table.y), cfg.desk_url)
             await agent.run_forever()

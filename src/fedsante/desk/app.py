@@ -129,9 +129,11 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
 
-    from fedsante.desk import node_routes, project_routes, routes
+    from fedsante.desk import node_routes, objections, project_routes, routes
 
     app.include_router(routes.router)
     app.include_router(project_routes.router)
     app.include_router(node_routes.router)
+    for router in (objections.public, objections.hospitals, objections.node):
+        app.include_router(router)
     return app

@@ -52,6 +52,7 @@ class Node(Base):
     audit_head: Mapped[str | None] = mapped_column(String(64), default=None)
     audit_reported_at: Mapped[datetime | None] = mapped_column(default=None)
     privacy_spent: Mapped[dict | None] = mapped_column(JSON, default=None)  # the node's ledger totals, as reported
+    objection_key: Mapped[str | None] = mapped_column(String(64), default=None)  # X25519, base64, signed by the node
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -173,6 +174,23 @@ class TaskRecord(Base):
     result_sha256: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
     completed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Objection(Base):
+    """A patient's objection: the identifier sealed to the hospital's key (dropped once applied), never in clear.
+
+    ``id`` is the SHA-256 of the receipt code the patient holds; the code itself is not stored.
+    Status: received -> applied -> withdrawal_requested -> withdrawn (or received -> withdrawn).
+    """
+
+    __tablename__ = "objections"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node_id: Mapped[str] = mapped_column(ForeignKey("nodes.id"))
+    ciphertext: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(24), default="received")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column(default=None)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 MIGRATIONS = Path(__file__).with_name("migrations")

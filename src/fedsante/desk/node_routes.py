@@ -21,7 +21,7 @@ from fedsante.federation.messages import TaskResult
 router = APIRouter(prefix="/api/v1/node", tags=["node protocol"])
 
 
-async def _authenticate(request: Request) -> tuple[str, str, bytes]:
+async def authenticate(request: Request) -> tuple[str, str, bytes]:
     """Return ``(node_id, public_key, body)`` of a correctly signed request from a registered node."""
     node_id = request.headers.get(NODE_HEADER, "")
     with request.app.state.desk.sessions() as session:
@@ -35,7 +35,7 @@ async def _authenticate(request: Request) -> tuple[str, str, bytes]:
     return node_id, public_key, body
 
 
-def _parse(model, body: bytes):
+def parse_body(model, body: bytes):
     try:
         return model.model_validate_json(body)
     except ValueError as exc:
@@ -45,7 +45,7 @@ def _parse(model, body: bytes):
 @router.get("/tasks/next", responses={204: {"description": "No task within the wait."}})
 async def next_task(request: Request, wait: float = Query(10.0, ge=0)) -> Response:
     """Long-poll: the next task for the calling node, or 204 after ``wait`` seconds."""
-    node_id, _, _ = await _authenticate(request)
+    node_id, _, _ = await authenticate(request)
     desk = request.app.state.desk
     wait = min(wait, desk.settings.long_poll_max_seconds)
     task = await desk.broker.next_task(node_id, wait, request.is_disconnected)
@@ -57,8 +57,8 @@ async def next_task(request: Request, wait: float = Query(10.0, ge=0)) -> Respon
 @router.post("/results", status_code=202)
 async def post_result(request: Request) -> dict:
     """A node's signed result for a task it received."""
-    node_id, public_key, body = await _authenticate(request)
-    result = _parse(TaskResult, body)
+    node_id, public_key, body = await authenticate(request)
+    result = parse_body(TaskResult, body)
     if result.node_id != node_id:
         raise Forbidden(f"Result names node {result.node_id!r} but the request is signed by {node_id!r}.")
     if not verify_result(public_key, result):
@@ -75,7 +75,7 @@ async def post_result(request: Request) -> dict:
 @router.get("/approvals/{reference}")
 async def node_approval(reference: str, request: Request) -> dict:
     """The current signed approval of a project, for the node's operator to verify and accept."""
-    await _authenticate(request)
+    await authenticate(request)
     with request.app.state.desk.sessions() as session:
         approval = lifecycle.current_approval(session, lifecycle.get_project(session, reference))
         if approval is None:
@@ -86,8 +86,8 @@ async def node_approval(reference: str, request: Request) -> dict:
 @router.post("/acceptances", status_code=201)
 async def node_acceptance(request: Request) -> dict:
     """A node reports its operator's signed decision on an approval (the node's own list is authoritative)."""
-    node_id, public_key, body = await _authenticate(request)
-    notice = _parse(AcceptanceNotice, body)
+    node_id, public_key, body = await authenticate(request)
+    notice = parse_body(AcceptanceNotice, body)
     if notice.node_id != node_id or not verify(public_key, canonical_json(notice.signed_content()), notice.signature):
         raise Unauthorized(f"Acceptance notice is not signed by node {node_id!r}.")
     desk = request.app.state.desk

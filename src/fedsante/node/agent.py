@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from fedsante.node.executor import execute
 from fedsante.federation.params import LogRegParams
 from fedsante.node.guard import approval_problems, privacy_problem, task_problem
 from fedsante.node.ledger import DEBIT, KINDS, PrivacyLedger, debit, made
+from fedsante.node.objections import Objections
 from fedsante.node.outputs import release_outputs
 from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
@@ -128,9 +131,9 @@ class NodeAgent:
 
     def __init__(self, *, node_id: str, table: HospitalTable, key: Ed25519PrivateKey,
                  client: httpx.AsyncClient, guard: NodeGuard, poll_seconds: float = 10.0,
-                 meter: ComputeMeter | None = None) -> None:
+                 meter: ComputeMeter | None = None, objections: Objections | None = None) -> None:
         self.node_id = node_id
-        self.table = table
+        self.table = self.base_table = table
         self.key = key
         self.client = client
         self.guard = guard
@@ -138,6 +141,8 @@ class NodeAgent:
         self.secure = SecureRounds(node_id)
         self.meter = meter  # CodeCarbon, one per process; None: energy is not measured
         self._energy: dict = {}
+        self.objections = objections  # None: this node does not take part in objections (simulations)
+        self._refreshed, self._cohort_run = -math.inf, None
 
     def handle(self, task: Task) -> TaskResult:
         """Check the task, compute it locally, log it in the node's chain, return the signed result."""
@@ -200,18 +205,30 @@ class NodeAgent:
 
     async def poll_once(self) -> bool:
         """One long-poll; handles the task if one came. Returns True when a task was handled."""
+        if self.objections is not None and time.monotonic() - self._refreshed > self.poll_seconds:
+            await self._refresh_objections()
         path = f"{TASKS_PATH}?wait={self.poll_seconds:g}"
         headers = sign_request(self.key, self.node_id, "GET", path, b"")
         response = await self.client.get(path, headers=headers, timeout=self.poll_seconds + 10)
         if response.status_code == 204:
             return False
         raise_for_status(response)
-        result = self.handle(Task.model_validate_json(response.content))
+        task = Task.model_validate_json(response.content)
+        if self.objections is not None and task.run_id != self._cohort_run:  # a new run: objections first
+            await self._refresh_objections()
+            self.table, self._cohort_run = self.objections.cohort(self.base_table, task.run_id), task.run_id
+        result = self.handle(task)
         body = result.model_dump_json().encode()
         headers = sign_request(self.key, self.node_id, "POST", RESULTS_PATH, body)
         headers["content-type"] = "application/json"
         raise_for_status(await self.client.post(RESULTS_PATH, content=body, headers=headers))
         return True
+
+    async def _refresh_objections(self) -> None:
+        added, removed = await self.objections.refresh(self.client)
+        self._refreshed = time.monotonic()
+        if added or removed:
+            log.info("node %s: %d objection(s) applied, %d withdrawn", self.node_id, added, removed)
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
         """Poll until ``stop`` is set; back off (up to 10 s) while the desk is unreachable."""

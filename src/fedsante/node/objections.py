@@ -1,0 +1,125 @@
+"""Patient objections at the node: pulled from the desk, opened, kept as keyed hashes, applied to every cohort.
+
+The node publishes its X25519 objection key to the desk (a signed request), then at each poll pulls
+the objections and withdrawals sealed to that key, opens them, and keeps only a keyed hash of each
+identifier (:func:`fedsante.privacy.objections.keyed_hash`, under a secret that never leaves the node)
+in its objection table, ``objections.json``. Before the first task of every run it builds the run's
+cohort without the patients whose identifier hashes to a stored value, and records in its audit chain
+how many it excluded. The identifiers themselves are never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from nacl.public import PrivateKey
+
+from fedsante.audit import AuditLog
+from fedsante.data.heart import HospitalTable
+from fedsante.errors import DataError
+from fedsante.federation.auth import sign_request
+from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
+                                         unseal)
+
+KEY_PATH, PENDING_PATH, APPLIED_PATH = "/api/v1/node/objection-key", "/api/v1/node/objections", \
+    "/api/v1/node/objections/applied"
+
+
+class ObjectionTable:
+    """The node's objections in force: objection id -> keyed hash of the identifier (a JSON file, mode 0600)."""
+
+    def __init__(self, path: Path, hash_key: bytes) -> None:
+        self.path, self.hash_key = Path(path), hash_key
+        self._rows: dict[str, dict] = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, objection_id: str, identifier: str) -> None:
+        self._rows[objection_id] = {"hash": keyed_hash(self.hash_key, identifier),
+                                    "applied_at": datetime.now(UTC).isoformat()}
+
+    def remove(self, objection_id: str) -> None:
+        self._rows.pop(objection_id, None)
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(self._rows, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def excluded(self, table: HospitalTable) -> set[str]:
+        """Patient ids of ``table`` under an objection."""
+        hashes = {row["hash"] for row in self._rows.values()}
+        return {pid for pid in map(str, table.patient_id) if keyed_hash(self.hash_key, pid) in hashes}
+
+
+@dataclass
+class Objections:
+    """A node's side of objections: its keys and table, and the signed calls to the desk."""
+
+    node_id: str
+    signing_key: object  # the node's Ed25519 key (signs requests)
+    box_key: PrivateKey
+    table: ObjectionTable
+    audit: AuditLog
+    published: bool = field(default=False, init=False)
+
+    @classmethod
+    def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog) -> Objections:
+        """The node's objection keys (created on first use) and table, under its data directory."""
+        data_dir = Path(data_dir)
+        box_path = data_dir / "objection_box_key"
+        box_key = load_box_key(box_path) if box_path.exists() else generate_box_key(box_path)
+        table = ObjectionTable(data_dir / "objections.json", load_hash_key(data_dir / "objection_hash_key"))
+        return cls(node_id, signing_key, box_key, table, audit)
+
+    async def _call(self, client: httpx.AsyncClient, method: str, path: str, body: dict | None = None) -> dict:
+        from fedsante.node.agent import raise_for_status
+
+        content = json.dumps(body).encode() if body is not None else b""
+        headers = sign_request(self.signing_key, self.node_id, method, path, content)
+        if content:
+            headers["content-type"] = "application/json"
+        response = await client.request(method, path, content=content, headers=headers)
+        raise_for_status(response)
+        return response.json()
+
+    async def refresh(self, client: httpx.AsyncClient) -> tuple[int, int]:
+        """Publish the key (once), apply new objections and withdrawals; return ``(added, removed)``."""
+        if not self.published:
+            await self._call(client, "PUT", KEY_PATH, {"public_key": public_b64(self.box_key)})
+            self.published = True
+        pending = (await self._call(client, "GET", PENDING_PATH))["pending"]
+        done, added, removed = [], 0, 0
+        for item in pending:
+            if item["action"] == "object":
+                try:
+                    self.table.add(item["id"], unseal(self.box_key, item["ciphertext"]))
+                except DataError as exc:  # not for this key: leave it pending, say so in the chain
+                    self.audit.append(self.node_id, "objection.unreadable", item["id"][:16], {"reason": str(exc)})
+                    continue
+                added += 1
+            else:
+                self.table.remove(item["id"])
+                removed += 1
+            done.append({"id": item["id"], "action": item["action"]})
+        if done:
+            self.table.save()
+            self.audit.append(self.node_id, "objections.applied", self.node_id,
+                              {"added": added, "withdrawn": removed, "in_force": len(self.table)})
+            await self._call(client, "POST", APPLIED_PATH, {"applied": done})
+        return added, removed
+
+    def cohort(self, base: HospitalTable, run_id: str) -> HospitalTable:
+        """The run's cohort: ``base`` without the patients under an objection, counted in the audit chain."""
+        excluded = self.table.excluded(base)
+        cohort = base.without(excluded) if excluded else base
+        self.audit.append(self.node_id, "cohort.built", run_id, {"patients": len(cohort.y), "excluded": len(excluded)})
+        return cohort
