@@ -28,6 +28,17 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/audit/heads"): PUBLIC,
     ("GET", "/api/v1/privacy"): PUBLIC,
     ("GET", "/api/v1/hospitals"): PUBLIC,
+    # the public portal (fedsante.portal): pages, JSON twins, open data, the objection form
+    **{("GET", path): PUBLIC for path in (
+        "/", "/en/", "/index.json", "/en/index.json", "/projets", "/en/projects", "/projets.json", "/en/projects.json",
+        "/projets/{reference}", "/en/projects/{reference}", "/projets/{reference}.json", "/en/projects/{reference}.json",
+        "/projets/{reference}/rapport/{run_id}", "/en/projects/{reference}/report/{run_id}",
+        "/hopitaux/{node_id}", "/en/hospitals/{node_id}", "/hopitaux/{node_id}.json", "/en/hospitals/{node_id}.json",
+        "/verifier", "/en/verify", "/verifier.json", "/en/verify.json", "/vos-droits", "/en/your-rights",
+        "/opposition", "/en/objection", "/opposition/{receipt}", "/en/objection/{receipt}",
+        "/registre.csv", "/registre.dcat.json", "/flux.atom", "/schemas/portal.json", "/favicon.ico")},
+    **{("POST", path): PUBLIC for path in ("/opposition", "/en/objection", "/opposition/{receipt}",
+                                           "/en/objection/{receipt}")},
     ("POST", "/api/v1/objections"): PUBLIC,  # a patient objects: no account, the receipt is the credential
     ("GET", "/api/v1/objections/{receipt}"): PUBLIC,
     ("POST", "/api/v1/objections/{receipt}/withdraw"): PUBLIC,

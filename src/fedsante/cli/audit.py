@@ -20,9 +20,15 @@ def audit_verify(
     trusted_key: Annotated[list[str], typer.Option(help="Only accept entries signed by this public key "
                                                          "(base64, repeatable).")] = [],  # noqa: B006
     head: Annotated[str | None, typer.Option(help="Published head hash to compare with (from the desk).")] = None,
+    published: Annotated[str | None, typer.Option(help="Compare with the head the desk publishes for this node id "
+                                                       "(or 'desk'), fetched from --desk-url.")] = None,
+    desk_url: DeskUrl = DEFAULT_DESK,
 ) -> None:
     """Check every link, hash and signature of a chain; name the first tampered entry."""
     from fedsante.audit.chain import verify_chain
+
+    if published is not None:
+        head = _published_head(desk_url, published)
 
     try:
         lines = chain.read_bytes().splitlines(keepends=True)
@@ -37,6 +43,52 @@ def audit_verify(
             raise DataError(f"{chain}: the published head {head[:16]}... is not an entry of this chain: the chain "
                             "was rewritten after the head was published, or it is another chain.")
         console.print(f"The published head {head[:16]}... is an entry of this chain.")
+
+
+@audit_app.command("approval")
+@friendly
+def audit_approval(
+    reference: Annotated[str, typer.Argument(help="A project's reference, e.g. RAIH-2026-0001.")],
+    desk_url: DeskUrl = DEFAULT_DESK,
+) -> None:
+    """Verify a project's signed approvals against the desk's published keys (no account needed)."""
+    import httpx
+
+    from fedsante.errors import DeskUnreachable
+    from fedsante.federation.approval import verify_published
+
+    try:
+        project = httpx.get(f"{desk_url}/projets/{reference}.json", timeout=30)
+        keys = httpx.get(f"{desk_url}/api/v1/keys", timeout=30).json()
+    except httpx.TransportError:
+        raise DeskUnreachable(f"Cannot reach the desk at {desk_url}.") from None
+    if project.status_code == 404:
+        raise DataError(f"No public project {reference!r} at {desk_url}.")
+    approvals = project.json()["approvals"]
+    if not approvals:
+        raise DataError(f"Project {reference} has no signed approval yet.")
+    problems = [p for approval in approvals for p in verify_published(approval, keys)]
+    if problems:
+        raise DataError("; ".join(problems))
+    for approval in approvals:
+        console.print(f"{approval['id']}: signature valid (desk key {approval['desk_key_id']}), "
+                      f"SHA-256 {approval['sha256'][:16]}... matches the document.")
+
+
+def _published_head(desk_url: str, who: str) -> str:
+    import httpx
+
+    from fedsante.errors import DeskUnreachable
+
+    try:
+        heads = httpx.get(f"{desk_url}/api/v1/audit/heads", timeout=30).json()
+    except httpx.TransportError:
+        raise DeskUnreachable(f"Cannot reach the desk at {desk_url}.") from None
+    entry = heads["desk"] if who == "desk" else heads["nodes"].get(who)
+    if not entry or not entry.get("hash"):
+        raise DataError(f"The desk at {desk_url} publishes no audit head for {who!r} "
+                        f"(nodes: {', '.join(heads['nodes']) or 'none'}).")
+    return entry["hash"]
 
 
 def _hashes(lines: list[bytes]) -> list[str]:

@@ -136,4 +136,7 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     app.include_router(node_routes.router)
     for router in (objections.public, objections.hospitals, objections.node):
         app.include_router(router)
+    from fedsante.portal.routes import router as portal
+
+    app.include_router(portal)
     return app

@@ -107,6 +107,30 @@ def signature_problem(signed: SignedApproval, trusted: dict[str, str]) -> str | 
     return None
 
 
+def verify_published(approval: dict, keys: list[dict]) -> list[str]:
+    """Check an approval as the portal publishes it against the desk's published keys; return the problems.
+
+    ``approval`` holds ``document``, ``signature`` and ``sha256``; ``keys`` is ``GET /api/v1/keys``
+    (``key_id``, ``public_key``). Anyone can run this: it needs no account and no secret.
+    """
+    try:
+        signed = SignedApproval(document=ApprovalDocument.model_validate(approval["document"]),
+                                signature=approval["signature"])
+    except (KeyError, ValueError) as exc:
+        return [f"not a signed approval: {exc}"]
+    problems = []
+    digest = signed.sha256()
+    if approval.get("sha256") not in (None, digest):
+        problems.append(f"approval {signed.document.approval_id}: the published SHA-256 {approval['sha256'][:16]}... "
+                        f"is not the document's ({digest[:16]}...)")
+    published = {k["key_id"]: k["public_key"] for k in keys if key_id(k["public_key"]) == k["key_id"]}
+    problem = signature_problem(signed, published)
+    if problem:
+        problems.append(problem.replace("which this node does not trust", "which the desk does not publish")
+                        .replace("; add the desk's key with 'fedsante node policy trust'", ""))
+    return problems
+
+
 def bounds_problem(document: ApprovalDocument, params: dict[str, Scalar | None],
                    derived: Collection[str] = ()) -> str | None:
     """Why ``params`` lie outside what the approval allows, or None.

@@ -1,0 +1,85 @@
+"""The portal as a person sees it: Debian's chromium driven by Playwright, home -> project -> report, an objection."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from live_desk import live  # noqa: F401  (fixture)
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watched(browser, errors: list[str]):
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page
+
+
+def shot(page, path: Path) -> None:
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 20_000
+
+
+def test_a_visitor_goes_from_home_to_a_project_and_its_trust_report(live, browser, tmp_path) -> None:
+    errors: list[str] = []
+    page = watched(browser, errors)
+    page.goto(live.url + "/", wait_until="load")
+    assert page.get_by_role("heading", level=1).is_visible()
+    shot(page, tmp_path / "home.png")
+    page.get_by_role("link", name=live.reference).first.click()
+    page.wait_for_url(re.compile(f"/projets/{live.reference}$"))
+    assert page.get_by_role("heading", name="Autorisation signée").is_visible()
+    shot(page, tmp_path / "project.png")
+    page.get_by_role("link", name="rapport de confiance").click()
+    page.wait_for_url(re.compile("/rapport/"))
+    assert page.get_by_role("heading", name="Équité", exact=True).is_visible()
+    assert page.locator("figure svg").count() == 3
+    shot(page, tmp_path / "report.png")
+    page.goto(live.url + "/en/projects", wait_until="load")
+    page.get_by_label("hospital").select_option("cleveland")
+    page.get_by_role("button", name="Filter").click()
+    assert page.get_by_role("status").inner_text() == "1 project(s)"
+    assert errors == []
+
+
+def test_a_patient_objects_with_the_form_and_reads_the_receipt(live, browser, tmp_path) -> None:
+    errors: list[str] = []
+    page = watched(browser, errors)
+    page.goto(live.url + "/opposition", wait_until="load")
+    page.get_by_label("hôpital", exact=True).select_option("cleveland")
+    page.get_by_label("Votre identifiant à l'hôpital").fill("cleveland-20")
+    shot(page, tmp_path / "objection.png")
+    page.get_by_role("button", name="Envoyer").click()
+    page.wait_for_url(re.compile(r"/opposition/[A-Z0-9-]+\?new=1$"))
+    code = page.locator(".receipt").inner_text()
+    assert re.fullmatch(r"[A-Z0-9]{4}(-[A-Z0-9]{4}){3}", code)
+    assert "Notez ce code" in page.content()
+    shot(page, tmp_path / "receipt.png")
+    for _ in range(60):  # the node applies it within its poll period
+        page.goto(f"{live.url}/opposition/{code}", wait_until="load")
+        if "appliquée à Cleveland Clinic Foundation" in page.content():
+            break
+        page.wait_for_timeout(500)
+    assert "appliquée à Cleveland Clinic Foundation" in page.content()
+    page.get_by_role("button", name="Retirer mon opposition").click()
+    assert page.locator(".status").inner_text() in ("retrait demandé", "retirée")
+    assert errors == []
