@@ -34,7 +34,10 @@ def test_home_figures_and_the_project_page_with_its_approval_runs_and_report(liv
     assert twin["reference"] == live.reference and twin["approvals"][0]["signature"] in page.text
     assert {a["hospital"] for a in twin["approvals"][0]["acceptances"]} == {"cleveland", "hungarian"}
     (run,) = twin["runs"]
-    assert run["id"] == live.run_id and run["released_at"] and 0.99 <= run["epsilon"] <= 1.0
+    assert run["id"] == live.run_id and run["released_at"] and 0.99 <= run["epsilon"] <= 1.0 and run["kg_co2e"] > 0
+    assert twin["charter"]["checks"] and all(check["ok"] for check in twin["charter"]["checks"])
+    assert "Contrôles de la charte" in page.text and "✓" in page.text
+    assert "dpo@chu-demo.example" in get(live, "/vos-droits").text
     report = get(live, f"/projets/{live.reference}/rapport/{live.run_id}")
     assert report.status_code == 200 and "Rapport de confiance" in report.text and "Équité" in report.text
     assert "Trust report" in get(live, f"/en/projects/{live.reference}/report/{live.run_id}").text

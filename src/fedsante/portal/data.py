@@ -121,8 +121,20 @@ def project(desk, reference: str) -> dict:
             select(Approval).where(Approval.project_id == row.id).order_by(Approval.created_at))]
         runs = [_run(r) for r in session.scalars(select(Run).where(Run.project_id == row.id).order_by(Run.created_at))]
         out = {"schema": SCHEMA, "page": "project", **_summary(row, _org(session, row)), "version": row.version,
-               "spec": row.spec, "reviews": reviews, "events": events, "approvals": approvals, "runs": runs}
+               "spec": row.spec, "charter": _charter_checks(desk, row), "reviews": reviews, "events": events,
+               "approvals": approvals, "runs": runs}
     return out
+
+
+def _charter_checks(desk, project: Project) -> dict:
+    """The charter's automatic checks on the current version, as of its last change (what reviewers saw)."""
+    from fedsante.desk.charter import run_checks
+    from fedsante.desk.registry import ProjectSpec
+
+    checks = run_checks(ProjectSpec.model_validate(project.spec), desk.charter, today=project.updated_at.date())
+    return {"id": desk.charter.id, "version": desk.charter.version,
+            "checks": [{"id": c.id, "principle": c.principle, "ok": c.ok, "message_fr": c.message_fr,
+                        "message_en": c.message_en} for c in checks]}
 
 
 def _account_org(session, account_id: int) -> str:
@@ -146,7 +158,8 @@ def _run(run: Run) -> dict:
             "algorithm": f"{run.algorithm_id} {run.algorithm_version}", "code_hash": run.code_hash,
             "started_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
             "released_at": _iso(run.released_at), "epsilon": privacy.get("epsilon"), "delta": privacy.get("delta"),
-            "mechanism": privacy.get("mechanism"), "error": run.error if run.status == "failed" else None}
+            "mechanism": privacy.get("mechanism"), "error": run.error if run.status == "failed" else None,
+            "kg_co2e": _carbon_kg([run]) if run.released_at and (run.result or {}).get("energy") else None}
 
 
 def released_run(desk, reference: str, run_id: str) -> tuple[dict, dict, dict]:
@@ -182,6 +195,14 @@ def verify(desk) -> dict:
     return {"schema": SCHEMA, "page": "verify", "keys": keys, "audit_heads": {"desk": {"seq": seq, "hash": head},
                                                                                "nodes": heads},
             "approvals": approvals}
+
+
+def rights(desk) -> dict:
+    """The data protection officers named by the public projects' controllers, to write to."""
+    with desk.sessions() as session:
+        contacts = {(c.get("name", ""), c["dpo_contact"]) for p in _public(session)
+                    for c in p.spec.get("controllers", []) if c.get("dpo_contact")}
+    return {"contacts": [{"organisation": name, "dpo_contact": contact} for name, contact in sorted(contacts)]}
 
 
 def hospital(desk, node_id: str) -> dict:

@@ -134,7 +134,7 @@ def _register(lang: str) -> None:
 
     @router.get(p["rights"])
     def rights(request: Request) -> HTMLResponse:
-        return render(lang, "rights.html", "rights", {}, {}, json=False)
+        return render(lang, "rights.html", "rights", {}, data.rights(request.app.state.desk), json=False)
 
     @router.get(p["objection"])
     def objection_form(request: Request) -> HTMLResponse:

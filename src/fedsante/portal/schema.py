@@ -104,6 +104,21 @@ class RunView(_Strict):
     delta: float | None
     mechanism: str | None
     error: str | None
+    kg_co2e: float | None = Field(description="Carbon of the run (released runs whose hospitals measured it).")
+
+
+class CheckView(_Strict):
+    id: str
+    principle: str
+    ok: bool
+    message_fr: str
+    message_en: str
+
+
+class CharterChecks(_Strict):
+    id: str
+    version: str
+    checks: list[CheckView]
 
 
 class ProjectPage(ProjectSummary):
@@ -111,6 +126,7 @@ class ProjectPage(ProjectSummary):
     page: Literal["project"]
     version: int
     spec: dict = Field(description="The registry record (fedsante.desk.registry.ProjectSpec).")
+    charter: CharterChecks = Field(description="The charter's automatic checks on the current version.")
     reviews: list[Review]
     events: list[Event]
     approvals: list[Approval]

@@ -79,6 +79,8 @@ T = {
         "received_at": "reçue le", "applied_at": "appliquée à {} le {}", "withdrawn_at": "retirée le",
         "withdraw": "Retirer mon opposition", "error_title": "Erreur", "back": "Retour",
         "not_found": "Page introuvable", "nav_verify": "Vérifier",
+        "charter_checks": "Contrôles de la charte", "dpo": "Délégués à la protection des données",
+        "charter_intro": "Contrôles automatiques de la charte {} (version {}) sur la version actuelle du projet :",
         "download": "Télécharger le registre", "csv": "CSV (colonnes du répertoire du Health Data Hub)",
         "dcat": "catalogue DCAT (JSON-LD)", "atom": "flux Atom des nouveaux projets et résultats",
         "verify_title": "Vérifier le travail du guichet",
@@ -142,6 +144,8 @@ T = {
         "received_at": "received on", "applied_at": "applied at {} on {}", "withdrawn_at": "withdrawn on",
         "withdraw": "Withdraw my objection", "error_title": "Error", "back": "Back", "not_found": "Page not found",
         "nav_verify": "Verify", "verify_title": "Verify the desk's work",
+        "charter_checks": "Charter checks", "dpo": "Data protection officers",
+        "charter_intro": "Automatic checks of charter {} (version {}) on the project's current version:",
         "download": "Download the registry", "csv": "CSV (Health Data Hub répertoire columns)",
         "dcat": "DCAT catalogue (JSON-LD)", "atom": "Atom feed of new projects and results",
         "verify_intro": "Every approval is signed with one of the desk's keys, and the desk and each hospital keep a "
