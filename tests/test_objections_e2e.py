@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,6 +86,12 @@ def test_an_objection_shrinks_the_next_cohort_by_exactly_that_patient_and_the_de
                 assert receipts[0].encode() not in data, path
         node_files = b"".join(p.read_bytes() for p in (tmp_path / "nodes" / "cleveland").rglob("*") if p.is_file())
         assert patient.encode() not in node_files  # the node keeps a keyed hash, not the identifier
+
+        # the hospital's data officer sees it from the node's side
+        shown = subprocess.run([sys.executable, "-m", "fedsante", "node", "objections", "--config",
+                                str(deployment.config_path("cleveland"))], capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "1 objection(s) in force; 1 patient(s) of cleveland are left out" in " ".join(shown.stdout.split())
 
         # withdrawal: the node removes it, and the receipt says so
         assert httpx.post(f"{url}/api/v1/objections/{receipts[0]}/withdraw").json()["status"] == "withdrawal_requested"

@@ -195,6 +195,25 @@ def node_ledger(config: ConfigOpt) -> None:
                              ["dataset", "epsilon", "delta", "runs", "epsilon_cap"]))
 
 
+@node_app.command("objections")
+@friendly
+def node_objections(config: ConfigOpt) -> None:
+    """Objections in force at this hospital, and how many patients each run's cohort left out."""
+    from fedsante.node import operator
+    from fedsante.node.config import load_config
+    from fedsante.node.objections import ObjectionTable
+    from fedsante.privacy.objections import load_hash_key
+
+    cfg = load_config(config)
+    table = ObjectionTable(cfg.data_dir / "objections.json", load_hash_key(cfg.data_dir / "objection_hash_key"))
+    excluded = table.excluded(cfg.load_table())
+    rows = [{"time": e.time, "run": e.subject, **e.details} for e in operator.audit_log(cfg).entries()
+            if e.action == "cohort.built"]
+    console.print(rows_table(f"Cohorts built at {cfg.node_id}", rows, ["time", "run", "patients", "excluded"]))
+    console.print(f"{len(table)} objection(s) in force; {len(excluded)} patient(s) of {cfg.dataset_name} are left out "
+                  "of every new run. The identifiers are not stored: only keyed hashes (docs/objections.md).")
+
+
 @policy_app.command("show")
 @friendly
 def policy_show(config: ConfigOpt) -> None:
