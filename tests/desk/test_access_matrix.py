@@ -76,7 +76,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/node/results"): NODE,
     ("GET", "/api/v1/node/approvals/{reference}"): NODE,
     ("POST", "/api/v1/node/acceptances"): NODE,
-    ("PUT", "/api/v1/node/objection-key"): NODE,
+    ("PUT", "/api/v1/node/profile"): NODE,
     ("GET", "/api/v1/node/objections"): NODE,
     ("POST", "/api/v1/node/objections/applied"): NODE,
 }

@@ -37,8 +37,8 @@ def signed(client: TestClient, key, node: str, method: str, path: str, body: byt
 
 def publish(client, keys, node: str = "chu-lille") -> PrivateKey:
     box = PrivateKey.generate()
-    body = ('{"public_key": "%s"}' % public_b64(box)).encode()
-    assert signed(client, keys[node], node, "PUT", "/api/v1/node/objection-key", body).status_code == 200
+    body = ('{"objection_key": "%s", "datasets": ["eds-cardio"]}' % public_b64(box)).encode()
+    assert signed(client, keys[node], node, "PUT", "/api/v1/node/profile", body).status_code == 200
     return box
 
 
@@ -86,6 +86,7 @@ def test_hospitals_list_says_who_accepts_objections_and_hides_small_counts(desk)
     hospitals = {h["id"]: h for h in client.get("/api/v1/hospitals").json()}
     assert hospitals["chu-lille"]["accepts_objections"] and not hospitals["chu-metz"]["accepts_objections"]
     assert hospitals["chu-lille"]["objections_in_force"] is None  # 0 < k_min: not published
+    assert hospitals["chu-lille"]["datasets"] == ["eds-cardio"] and hospitals["chu-metz"]["datasets"] == []
 
 
 @pytest.mark.parametrize("body, status, pattern", [
@@ -110,6 +111,6 @@ def test_unknown_receipts_and_unsigned_or_bad_node_requests_are_refused(desk) ->
     assert client.get("/api/v1/node/objections").status_code == 401
     forged = signed(client, Ed25519PrivateKey.generate(), "chu-lille", "GET", "/api/v1/node/objections")
     assert forged.status_code == 401
-    bad_key = signed(client, keys["chu-lille"], "chu-lille", "PUT", "/api/v1/node/objection-key",
-                     b'{"public_key": "' + b"A" * 48 + b'"}')  # 36 bytes
+    bad_key = signed(client, keys["chu-lille"], "chu-lille", "PUT", "/api/v1/node/profile",
+                     b'{"objection_key": "' + b"A" * 48 + b'"}')  # 36 bytes
     assert bad_key.status_code == 422 and "32 bytes" in bad_key.json()["error"]

@@ -38,6 +38,9 @@ def test_home_figures_and_the_project_page_with_its_approval_runs_and_report(liv
     assert twin["charter"]["checks"] and all(check["ok"] for check in twin["charter"]["checks"])
     assert "Contrôles de la charte" in page.text and "✓" in page.text
     assert "dpo@chu-demo.example" in get(live, "/vos-droits").text
+    hospital = get(live, "/hopitaux/cleveland.json").json()
+    assert hospital["datasets"] == ["cleveland"] and hospital["accepts_objections"]  # published by the node
+    assert [p["reference"] for p in hospital["projects"]] == [live.reference]
     report = get(live, f"/projets/{live.reference}/rapport/{live.run_id}")
     assert report.status_code == 200 and "Rapport de confiance" in report.text and "Équité" in report.text
     assert "Trust report" in get(live, f"/en/projects/{live.reference}/report/{live.run_id}").text

@@ -122,7 +122,8 @@ def node_serve(config: ConfigOpt) -> None:
         async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
             agent = NodeAgent(node_id=cfg.node_id, table=table, key=key, client=client, guard=guard,
                               poll_seconds=cfg.poll_seconds, meter=meter,
-                              objections=Objections.open(cfg.data_dir, cfg.node_id, key, guard.audit))
+                              objections=Objections.open(cfg.data_dir, cfg.node_id, key, guard.audit,
+                                                         [cfg.dataset_name]))
             logging.getLogger("fedsante.node").info("node %s: %d rows loaded; polling %s", cfg.node_id,
                                                     len(table.y), cfg.desk_url)
             await agent.run_forever()

@@ -9,7 +9,7 @@ withdrawals, acknowledge what it applied.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -31,8 +31,10 @@ class ObjectionIn(BaseModel):
                             description="The identifier the hospital knows the patient by; sealed on arrival.")
 
 
-class ObjectionKeyIn(BaseModel):
-    public_key: str = Field(min_length=40, max_length=64, description="Base64 of the node's X25519 public key.")
+class ProfileIn(BaseModel):
+    objection_key: str = Field(min_length=40, max_length=64, description="Base64 of the node's X25519 public key.")
+    datasets: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        [], max_length=50, description="Names of the datasets the node offers (shown on the hospital's public page).")
 
 
 class Applied(BaseModel):
@@ -109,7 +111,7 @@ def hospital_list(desk) -> list[dict]:
     counts, k_min = applied_counts(desk), desk.charter.policy.k_min_floor
     with desk.sessions() as session:
         return [{"id": n.id, "name": n.hospital_name or n.id, "territory": n.territory,
-                 "accepts_objections": n.objection_key is not None,
+                 "accepts_objections": n.objection_key is not None, "datasets": n.datasets or [],
                  "objections_in_force": counts.get(n.id, 0) if counts.get(n.id, 0) >= k_min else None}
                 for n in session.scalars(select(Node).order_by(Node.id))]
 
@@ -140,20 +142,20 @@ def post_withdrawal(receipt: str, request: Request) -> dict:
     return withdraw(request.app.state.desk, receipt)
 
 
-@node.put("/objection-key")
-async def put_objection_key(request: Request) -> dict:
-    """A node publishes the X25519 key that patients' identifiers are sealed to (signed request)."""
+@node.put("/profile")
+async def put_profile(request: Request) -> dict:
+    """A node publishes the X25519 key that patients' identifiers are sealed to, and the datasets it offers."""
     node_id, _, body = await authenticate(request)
-    key = parse_body(ObjectionKeyIn, body).public_key
-    parse_box_public_key(key)
+    profile = parse_body(ProfileIn, body)
+    parse_box_public_key(profile.objection_key)
     desk = request.app.state.desk
     with desk.sessions() as session:
         row = session.get(Node, node_id)
-        changed = row.objection_key != key
-        row.objection_key = key
+        changed = (row.objection_key, row.datasets) != (profile.objection_key, profile.datasets)
+        row.objection_key, row.datasets = profile.objection_key, profile.datasets
         session.commit()
     if changed:
-        desk.record(node_id, "node.objection_key", node_id, {"public_key": key})
+        desk.record(node_id, "node.profile", node_id, profile.model_dump())
     return {"ok": True}
 
 

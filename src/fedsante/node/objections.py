@@ -1,6 +1,7 @@
 """Patient objections at the node: pulled from the desk, opened, kept as keyed hashes, applied to every cohort.
 
-The node publishes its X25519 objection key to the desk (a signed request), then at each poll pulls
+The node publishes its X25519 objection key to the desk with the names of the datasets it offers (a
+signed request, its "profile"), then at each poll pulls
 the objections and withdrawals sealed to that key, opens them, and keeps only a keyed hash of each
 identifier (:func:`fedsante.privacy.objections.keyed_hash`, under a secret that never leaves the node)
 in its objection table, ``objections.json``. Before the first task of every run it builds the run's
@@ -26,7 +27,7 @@ from fedsante.federation.auth import sign_request
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
                                          unseal)
 
-KEY_PATH, PENDING_PATH, APPLIED_PATH = "/api/v1/node/objection-key", "/api/v1/node/objections", \
+PROFILE_PATH, PENDING_PATH, APPLIED_PATH = "/api/v1/node/profile", "/api/v1/node/objections", \
     "/api/v1/node/objections/applied"
 
 
@@ -69,16 +70,17 @@ class Objections:
     box_key: PrivateKey
     table: ObjectionTable
     audit: AuditLog
+    datasets: list[str] = field(default_factory=list)  # published with the key, for the hospital's public page
     published: bool = field(default=False, init=False)
 
     @classmethod
-    def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog) -> Objections:
+    def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog, datasets: list[str] = ()) -> Objections:
         """The node's objection keys (created on first use) and table, under its data directory."""
         data_dir = Path(data_dir)
         box_path = data_dir / "objection_box_key"
         box_key = load_box_key(box_path) if box_path.exists() else generate_box_key(box_path)
         table = ObjectionTable(data_dir / "objections.json", load_hash_key(data_dir / "objection_hash_key"))
-        return cls(node_id, signing_key, box_key, table, audit)
+        return cls(node_id, signing_key, box_key, table, audit, list(datasets))
 
     async def _call(self, client: httpx.AsyncClient, method: str, path: str, body: dict | None = None) -> dict:
         from fedsante.node.agent import raise_for_status
@@ -94,7 +96,8 @@ class Objections:
     async def refresh(self, client: httpx.AsyncClient) -> tuple[int, int]:
         """Publish the key (once), apply new objections and withdrawals; return ``(added, removed)``."""
         if not self.published:
-            await self._call(client, "PUT", KEY_PATH, {"public_key": public_b64(self.box_key)})
+            await self._call(client, "PUT", PROFILE_PATH, {"objection_key": public_b64(self.box_key),
+                                                           "datasets": self.datasets})
             self.published = True
         pending = (await self._call(client, "GET", PENDING_PATH))["pending"]
         done, added, removed = [], 0, 0

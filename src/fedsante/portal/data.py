@@ -206,7 +206,7 @@ def rights(desk) -> dict:
 
 
 def hospital(desk, node_id: str) -> dict:
-    """One hospital: its datasets requested by projects, those projects, objections in force (>= k_min)."""
+    """One hospital: the datasets it offers, the projects using them, objections in force (>= k_min)."""
     listed = {h["id"]: h for h in hospital_list(desk)}
     if node_id not in listed:
         raise NotFound(f"No hospital {node_id!r} in this network.")
@@ -214,5 +214,4 @@ def hospital(desk, node_id: str) -> dict:
         using = [_summary(p, _org(session, p)) | {"datasets": [d["dataset"] for d in p.spec.get("datasets", [])
                                                                if d["node_id"] == node_id]}
                  for p in _public(session) if any(d["node_id"] == node_id for d in p.spec.get("datasets", []))]
-    return {"schema": SCHEMA, "page": "hospital", **listed[node_id],
-            "datasets": sorted({d for p in using for d in p["datasets"]}), "projects": using}
+    return {"schema": SCHEMA, "page": "hospital", **listed[node_id], "projects": using}

@@ -145,7 +145,7 @@ class HospitalPage(_Strict):
     territory: str
     accepts_objections: bool
     objections_in_force: int | None = Field(description="Objections applied; None when fewer than k_min.")
-    datasets: list[str]
+    datasets: list[str] = Field(description="Datasets the hospital's node offers, as it published them.")
     projects: list[HospitalProject]
 
 

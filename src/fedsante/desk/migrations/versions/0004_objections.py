@@ -1,4 +1,4 @@
-"""objections: sealed patient objections, each node's objection key
+"""objections: sealed patient objections, each node's objection key and datasets offered
 
 Revision ID: 0004
 Revises: 0003
@@ -18,6 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('nodes', schema=None) as batch_op:
         batch_op.add_column(sa.Column('objection_key', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('datasets', sa.JSON(), nullable=True))
     op.create_table(
         'objections',
         sa.Column('id', sa.String(length=64), nullable=False),
@@ -35,4 +36,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('objections')
     with op.batch_alter_table('nodes', schema=None) as batch_op:
+        batch_op.drop_column('datasets')
         batch_op.drop_column('objection_key')
