@@ -168,7 +168,7 @@ def test_task_rejects_unknown_fields() -> None:
 
 def test_task_rejects_an_unknown_kind_and_a_negative_round() -> None:
     data = make_task().model_dump(mode="json")
-    with pytest.raises(ValidationError, match=r"kind\s+Input should be 'moments', 'fit', 'evaluate', 'secagg_keys'"):
+    with pytest.raises(ValidationError, match=r"kind\s+Input should be 'moments', 'fit', 'evaluate', 'subgroups', 'secagg_keys'"):
         Task.model_validate(data | {"kind": "train"})
     with pytest.raises(ValidationError, match=r"round\s+Input should be greater than or equal to 0"):
         Task.model_validate(data | {"round": -1})

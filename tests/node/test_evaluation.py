@@ -1,4 +1,4 @@
-"""What a node releases about its test patients: statistics per subgroup, withheld under k_min, noised under DP."""
+"""What a node releases about its test patients: its own statistics, and per subgroup only into a secure sum."""
 
 from __future__ import annotations
 
@@ -8,90 +8,83 @@ import pytest
 from fedsante.data.heart import load_hospital
 from fedsante.learning.logistic import init_params, predict_proba
 from fedsante.learning.scaling import local_scaler
-from fedsante.node.evaluation import (RELEASED, STATS, SUBGROUPS, evaluation_arrays, release_sensitivity,
-                                      subgroup_stats)
+from fedsante.node.evaluation import (STATS, SUBGROUPS, evaluation_arrays, noisy_share, release_sensitivity,
+                                      subgroup_matrix)
 from fedsante.node.executor import execute
+from fedsante.node.ledger import made, planned
 from fedsante.node.outputs import release_outputs
+from fedsante.federation.params import LogRegParams
 from fedsante.reports.fairness import AGE, SEX, masks
 from fedsante.reports.performance import GroupStats, group_stats
 
-AGES = np.array([[30.0]] * 8 + [[50.0]] * 40 + [[60.0]] * 40 + [[70.0]] * 40)
 
-
-def test_a_small_age_band_is_withheld_with_the_next_smallest_so_subtraction_reveals_nothing() -> None:
-    y = np.tile([0, 1], len(AGES) // 2)
-    groups = subgroup_stats(AGES, ["age"], y, np.full(len(y), 0.3), [AGE], 11)
-    assert groups[0] is None and sum(g is None for g in groups) == 2  # <45 (8 patients) and one more
-
-
-def test_a_group_with_a_rare_outcome_class_is_withheld() -> None:
-    y = np.array([1] * 5 + [0] * 35 + [0, 1] * 20)  # the first 40 are women: 5 with the outcome
-    X = np.array([[0.0]] * 40 + [[1.0]] * 40)
-    assert [g is None for g in subgroup_stats(X, ["sex"], y, np.full(80, 0.5), [SEX], 11)] == [True, True]
-    y[:15] = 1  # 15 women with the outcome, 25 without
-    assert [g is None for g in subgroup_stats(X, ["sex"], y, np.full(80, 0.5), [SEX], 11)] == [False, False]
-    assert [g is None for g in subgroup_stats(X, ["sex"], y, np.full(80, 0.5), [SEX], 16)] == [True, True]
-
-
-def test_exact_release_equals_the_statistics_of_each_group() -> None:
+def test_the_subgroup_matrix_holds_each_groups_statistics_in_order() -> None:
     table = load_hospital("cleveland")
     X, y = table.part("test")
     proba = np.linspace(0.01, 0.99, len(y))
-    groups = subgroup_stats(X, table.feature_names, y, proba, [SEX, AGE], 11)
-    arrays = evaluation_arrays(group_stats(y, proba), groups, 2, None, None)
+    matrix = subgroup_matrix(X, table.feature_names, y, proba, [SEX, AGE])
     rows = [(attribute, label) for attribute in (SEX, AGE) for label in attribute.labels]
+    assert matrix.shape == (len(rows), 42)
     for i, (attribute, label) in enumerate(rows):
         mask = masks(X, table.feature_names, attribute)[label]
-        if arrays[RELEASED][i]:
-            np.testing.assert_array_equal(arrays[SUBGROUPS][i], group_stats(y[mask], proba[mask]).as_vector())
-        else:
-            assert not arrays[SUBGROUPS][i].any()
-    np.testing.assert_array_equal(arrays[STATS], group_stats(y, proba).as_vector())
+        np.testing.assert_array_equal(matrix[i], group_stats(y[mask], proba[mask]).as_vector())
 
 
-def test_dp_release_noise_has_the_sensitivity_of_one_count_per_block_and_keeps_the_public_total() -> None:
-    busy = GroupStats.from_vector(np.concatenate([np.full(20, 1000.0), np.zeros(22)]))  # no count near 0
+def test_a_nodes_noise_share_makes_the_secure_sum_carry_the_whole_noise_once() -> None:
+    matrix = np.zeros((6, 42))
     rng = np.random.default_rng(0)
-    out = [evaluation_arrays(busy, [busy, None], 2, 2.0, rng) for _ in range(2000)]
-    # a subgroup's counts are projected onto their own noisy total: with every count far from 0 that is
-    # the identity, and the noise shows whole: sd sigma * sqrt(1 + 2 attributes)
-    noise = np.stack([GroupStats.from_vector(o[SUBGROUPS][0]).counts for o in out]) - busy.counts
-    assert noise.std(axis=0).mean() == pytest.approx(2.0 * release_sensitivity(2), rel=0.03)
-    site = np.stack([GroupStats.from_vector(o[STATS]).counts for o in out])
-    assert np.allclose(site.sum(axis=(1, 2)), 20_000) and (site >= 0).all()  # projected onto the public n
-    assert not out[0][SUBGROUPS][1].any() and out[0][RELEASED].tolist() == [1.0, 0.0]  # withheld: not even noise
+    # 4 nodes, each with its share: their sum has sd sigma * sqrt(2 attributes) on every count, sums left at 0
+    total = np.stack([sum(noisy_share(matrix, 2, 3.0, 4, rng) for _ in range(4)) for _ in range(3000)])
+    assert total[:, :, :20].std(axis=0).mean() == pytest.approx(3.0 * release_sensitivity(2), rel=0.03)
+    assert not total[:, :, 20:].any()
 
 
-def test_the_evaluate_task_releases_subgroups_and_the_gate_lets_them_through() -> None:
+def test_the_hospitals_own_release_has_sensitivity_one_and_keeps_the_public_total() -> None:
+    busy = GroupStats.from_vector(np.concatenate([np.full(20, 1000.0), np.zeros(22)]))
+    rng = np.random.default_rng(1)
+    counts = np.stack([GroupStats.from_vector(evaluation_arrays(busy, 2.0, rng)[STATS]).counts for _ in range(2000)])
+    assert np.allclose(counts.sum(axis=(1, 2)), 20_000) and (counts >= 0).all()  # projected onto the public n
+    assert counts.std(axis=0).mean() == pytest.approx(2.0 * np.sqrt(19 / 20), rel=0.05)  # minus the total's share
+
+
+def test_the_plan_counts_the_subgroups_as_a_second_evaluation_release() -> None:
+    plan = LogRegParams(noise_multiplier=1.0, stats_noise_multiplier=5.0, evaluation_noise_multiplier=4.0).privacy_plan()
+    assert plan.evaluation_releases == 2 and planned(plan)["evaluate"] == planned(plan)["subgroups"] == 1
+    assert made(plan, {"evaluate": 1}).evaluation_releases == 1
+    assert made(plan, {"evaluate": 1, "subgroups": 1}).evaluation_releases == 2
+    none = LogRegParams(fairness_attributes="", noise_multiplier=1.0, stats_noise_multiplier=5.0,
+                        evaluation_noise_multiplier=4.0).privacy_plan()
+    assert none.evaluation_releases == 1 and planned(none)["subgroups"] == 0
+    # the test side (evaluations, membership check) composes in parallel with training: make it the larger
+    test_side = {"noise_multiplier": 50.0, "stats_noise_multiplier": 50.0, "evaluation_noise_multiplier": 2.0}
+    assert LogRegParams(**test_side).privacy_plan().epsilon(1e-5) > LogRegParams(
+        fairness_attributes="", **test_side).privacy_plan().epsilon(1e-5)
+
+
+def test_the_evaluate_and_subgroups_tasks_and_the_output_gate() -> None:
     table = load_hospital("cleveland")
     X_train, _ = table.part("train")
     scaler = local_scaler(X_train)
     model = init_params(X_train.shape[1])
     model["coef"][0] = 0.5
+    arrays_in = {**model, "mean": scaler.mean, "scale": scaler.scale}
     params = {"privacy": "none", "scaling": "local"}
-    arrays, metrics = execute("evaluate", params, {**model, "mean": scaler.mean, "scale": scaler.scale}, table,
-                              node_id="cleveland", round_number=4, k_min=11)
-    assert arrays[SUBGROUPS].shape == (6, 42) and arrays["importance"].shape == (X_train.shape[1],)
+    arrays, metrics = execute("evaluate", params, arrays_in, table, node_id="cleveland", round_number=4)
+    assert set(arrays) == {STATS, "importance"} and arrays["importance"].shape == (X_train.shape[1],)
+    sub, sub_metrics = execute("subgroups", params, arrays_in, table, node_id="cleveland", round_number=5)
     X, y = table.part("test")
     proba = predict_proba(model, scaler.transform(X))
     male = masks(X, table.feature_names, SEX)["male"]
-    assert arrays[RELEASED][1] in (0.0, 1.0)
-    if arrays[RELEASED][1]:
-        np.testing.assert_allclose(arrays[SUBGROUPS][1], group_stats(y[male], proba[male]).as_vector())
-    sent, _, notes = release_outputs("evaluate", arrays, metrics, n_train=len(X_train), n_test=len(y),
-                                     n_total=len(table.y), k_min=11, group="cleveland", n_positive=int(y.sum()))
-    assert set(sent) == {STATS, SUBGROUPS, RELEASED, "importance"}
-    assert any("subgroups withheld" in line for line in notes) == (not arrays[RELEASED].all())
+    np.testing.assert_allclose(sub[SUBGROUPS][1], group_stats(y[male], proba[male]).as_vector())
+    assert sub_metrics == {"n": float(len(y))}
+    sizes = {"n_train": len(X_train), "n_test": len(y), "n_total": len(table.y), "k_min": 11, "group": "cleveland"}
+    sent, _, _ = release_outputs("subgroups", sub, sub_metrics, **sizes)
+    assert set(sent) == {SUBGROUPS}  # fixed length: not mistaken for a per-patient array
+    with pytest.raises(Exception, match="no fairness attribute"):
+        execute("subgroups", {**params, "fairness_attributes": ""}, arrays_in, table, node_id="cleveland",
+                round_number=5)
 
 
-def test_when_the_evaluation_statistics_are_withheld_the_subgroups_go_with_them() -> None:
-    arrays = {STATS: np.zeros(42), SUBGROUPS: np.zeros((6, 42)), RELEASED: np.ones(6)}
-    sent, metrics, notes = release_outputs("evaluate", arrays, {"n": 45.0, "n_positive": 40.0}, n_train=85, n_test=45,
-                                           n_total=130, k_min=11, group="va", n_positive=40)
-    assert sent == {} and metrics["n_positive"] is None
-    assert any("evaluation statistics withheld" in line for line in notes)
-
-
-@pytest.mark.parametrize("attributes", [0, 1, 2, 3])
-def test_release_sensitivity_grows_with_the_attributes(attributes: int) -> None:
-    assert release_sensitivity(attributes) ** 2 == pytest.approx(1 + attributes)
+@pytest.mark.parametrize("attributes, expected", [(0, 1.0), (1, 1.0), (2, 2.0), (3, 3.0)])
+def test_release_sensitivity(attributes: int, expected: float) -> None:
+    assert release_sensitivity(attributes) ** 2 == pytest.approx(expected)

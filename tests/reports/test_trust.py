@@ -70,10 +70,10 @@ def test_a_private_run_reports_its_budget_and_membership_check() -> None:
     run = asyncio.run(simulate_study(tables, {"rounds": 2}, energy=True))
     report = build_report(run, NODES)
     assert 0.99 <= report["privacy"]["epsilon"] <= 1.0 and report["privacy"]["noise_sd"] > 1
-    # carbon: CodeCarbon's measure of each node's 2 fits and its evaluation, plus the bytes it exchanged
+    # carbon: CodeCarbon's measure of each node's 2 fits, its evaluation and subgroups, plus the bytes it exchanged
     energy, carbon = run["result"]["energy"], report["carbon"]
     assert {node: [r["round"] for r in records] for node, records in energy.items()} == {
-        "cleveland": [1, 2, 3], "hungarian": [1, 2, 3]}
+        "cleveland": [1, 2, 3, 4], "hungarian": [1, 2, 3, 4]}  # 2 fits, the evaluation, the subgroups' sum
     compute = sum(r["energy_kwh"] for records in energy.values() for r in records)
     assert math.isclose(carbon["totals"]["compute_kwh"], compute, rel_tol=1e-12) and compute > 0
     sent = sum(sum(b) for b in run["result"]["communication_bytes"].values())

@@ -15,7 +15,6 @@ from exact_run import NODES, exact, predictions  # noqa: F401  (exact: fixture)
 from fedsante.data.heart import load_hospital
 from fedsante.federation.simulation import simulate_study
 from fedsante.learning.scaling import Scaler
-from fedsante.privacy.disclosure import DisclosurePolicy
 from fedsante.reports.explain import permutation_importance
 from fedsante.reports.fairness import AGE, SEX, masks
 from fedsante.reports.performance import group_stats, summary
@@ -25,62 +24,68 @@ from fedsante.reports.trust import build_report
 ATTRIBUTES = {"sex": SEX, "age": AGE}
 
 
-def released(group: np.ndarray, y: np.ndarray, k_min: int = 11) -> bool:
-    """Whether a node may release a group on its own (before secondary suppression)."""
-    n, pos = int(group.sum()), int(y[group].sum())
-    return not any(DisclosurePolicy(k_min=k_min).is_small(c) for c in (n, pos, n - pos))
-
-
-def test_each_shown_subgroup_equals_the_centralised_computation_on_the_hospitals_that_released_it(exact) -> None:
+def test_each_subgroup_equals_the_centralised_computation_over_the_hospitals(exact) -> None:
     tables, run, report = exact
-    shown = 0
-    for attribute in report["fairness"]["attributes"]:
+    fairness = report["fairness"]
+    assert fairness["sites"] == sorted(tables)  # every hospital took part in the secure sum
+    for attribute in fairness["attributes"]:
         for label, group in attribute["groups"].items():
-            if group["metrics"] is None:
-                continue
             ys, ps = [], []
-            for node in group["sites"]:
+            for node in fairness["sites"]:
                 y, p = predictions(run, tables[node])
                 mask = masks(tables[node].part("test")[0], tables[node].feature_names, ATTRIBUTES[attribute["name"]])
                 ys.append(y[mask[label]])
                 ps.append(p[mask[label]])
             central = summary(group_stats(np.concatenate(ys), np.concatenate(ps)))
+            assert group["metrics"] is not None, label  # over four hospitals every group has 11 of each class
             for key in ("n", "n_positive", "auc", "accuracy", "sensitivity", "specificity", "ppv", "oe_ratio", "brier"):
-                assert math.isclose(group["metrics"][key], central[key], rel_tol=1e-9, abs_tol=1e-12), (label, key)
-            shown += 1
-    assert shown >= 2  # age 45-54 and 55-64
+                # secure aggregation sums fixed-point numbers: exact counts, sums to about 1e-9
+                assert math.isclose(group["metrics"][key], central[key], rel_tol=1e-7, abs_tol=1e-9), (label, key)
 
 
-def test_hospitals_withhold_subgroups_under_k_min_and_those_that_would_reveal_them(exact) -> None:
+def test_only_the_sums_over_hospitals_reach_the_desk_so_a_group_small_everywhere_can_be_shown(exact) -> None:
     tables, run, report = exact
-    sex = next(a for a in report["fairness"]["attributes"] if a["name"] == "sex")
-    for node in ("cleveland", "hungarian"):
-        X, y = tables[node].part("test")
-        groups = masks(X, tables[node].feature_names, SEX)
-        # women have an outcome class under k_min at both hospitals; men are then withheld too, or the hospital's
-        # released total minus men would give the women's statistics
-        assert not released(groups["female"], y) and released(groups["male"], y)
-        assert node in sex["groups"]["female"]["withheld_at"] and node in sex["groups"]["male"]["withheld_at"]
-        for row, label in enumerate(("female", "male")):
-            assert run["result"]["node_evaluation"][node]["subgroup_released"][row] == 0.0
-            assert not any(run["result"]["node_evaluation"][node]["subgroup_stats"][row])  # zeros: nothing left
-    assert sex["groups"]["female"]["metrics"] is None and sex["groups"]["male"]["metrics"] is None
-    assert all(g["gap"] is None for g in sex["gaps"].values()) and sex["flags"] == []
+    result = run["result"]
+    assert all(set(e) == {"importance"} for e in result["node_evaluation"].values())  # nothing per subgroup
+    women = []
+    for table in tables.values():
+        X, y = table.part("test")
+        female = masks(X, table.feature_names, SEX)["female"]
+        women.append((int(female.sum()), int(y[female].sum())))
+    assert all(positive < 11 for _, positive in women)  # too few women with the disease at every hospital
+    shown = next(a for a in report["fairness"]["attributes"] if a["name"] == "sex")["groups"]["female"]["metrics"]
+    assert (shown["n"], shown["n_positive"]) == (sum(n for n, _ in women), sum(p for _, p in women)) == (56, 15)
 
 
-def test_a_suppressed_subgroup_shows_no_number_in_html_or_json(exact, tmp_path) -> None:
-    _, _, report = exact
+@pytest.fixture(scope="module")
+def two_hospitals():
+    tables = {h: load_hospital(h) for h in ("cleveland", "hungarian")}
+    run = asyncio.run(simulate_study(tables, {"privacy": "none", "rounds": 1, "membership_check": False}))
+    return run, build_report(run, NODES)
+
+
+def test_a_subgroup_under_k_min_over_all_hospitals_is_suppressed_with_its_complement(two_hospitals) -> None:
+    _, report = two_hospitals
+    age = next(a for a in report["fairness"]["attributes"] if a["name"] == "age")["groups"]
+    assert age[">=65"]["metrics"] is None and "k_min" in age[">=65"]["reason"]  # 15 patients, 5 with the disease
+    secondary = [label for label, g in age.items() if g["metrics"] is None and "secondary" in (g["reason"] or "")]
+    assert len(secondary) == 1  # with the total known, one more band hides the first by subtraction
+    assert sum(g["metrics"] is None for g in age.values()) == 2
+
+
+def test_a_suppressed_subgroup_shows_no_number_in_html_or_json(two_hospitals, tmp_path) -> None:
+    _, report = two_hospitals
     paths = write_report(report, tmp_path)
     written = json.loads(paths["json"].read_text(encoding="utf-8"))
     age = next(a for a in written["fairness"]["attributes"] if a["name"] == "age")
-    assert age["groups"]["<45"]["metrics"] is None and "k_min" in age["groups"]["<45"]["reason"]
-    assert "noise_sd" not in age["groups"]["<45"]
-    shown = age["groups"]["45-54"]["metrics"]
+    assert age["groups"][">=65"]["metrics"] is None and "k_min" in age["groups"][">=65"]["reason"]
+    assert "noise_sd" not in age["groups"][">=65"] and "counts" not in age["groups"][">=65"]
+    shown = next(g["metrics"] for g in age["groups"].values() if g["metrics"] is not None)
     for lang, word in (("html", "suppressed"), ("html_fr", "masqué")):
         html = paths[lang].read_text(encoding="utf-8")
         table = html[html.index('id="fairness"'):html.index('id="explanation"')]
-        row = table[table.index("&lt;45"):].split("</tr>")[0]
-        cells = re.sub(r"<[^>]+>", " ", row.split("</small>")[-1]).replace("k_min = 11", "")
+        row = table[table.index("&gt;=65"):].split("</tr>")[0]
+        cells = re.sub(r"<[^>]+>", " ", row.split("</th>")[-1]).replace("k_min = 11", "")
         assert word in cells and not any(ch.isdigit() for ch in cells)
         assert f"{shown['auc']:.2f}" in table
 
@@ -117,11 +122,10 @@ def private_report():
 def test_under_dp_subgroups_carry_their_noise_and_only_gaps_beyond_it_are_flagged(private_report) -> None:
     run, report = private_report
     fairness = report["fairness"]
-    sigma = run["params"]["evaluation_noise_multiplier"] if "params" in run else None
-    noise = run["result"]["node_metrics"]["cleveland"]["noise_sd"]
-    assert fairness["noise_sd_per_hospital"] == noise and noise > 5  # per count, at epsilon = 1
-    if sigma is not None:
-        assert noise == pytest.approx(sigma * math.sqrt(3))  # one count per block: the node's and 2 attributes
+    sigma = run["params"]["evaluation_noise_multiplier"]
+    assert fairness["noise_sd"] == pytest.approx(sigma * math.sqrt(2))  # one count per attribute, summed once
+    assert run["result"]["node_metrics"]["cleveland"]["noise_sd"] == pytest.approx(sigma)  # the hospital's own
+    assert run["params"]["noise_shares"] == 2  # each of the 2 hospitals adds half the variance
     for attribute in fairness["attributes"]:
         for group in attribute["groups"].values():
             if group["metrics"] is not None:
@@ -148,7 +152,7 @@ def test_a_run_can_describe_other_attributes_or_none() -> None:
     run = asyncio.run(simulate_study(tables, {"privacy": "none", "rounds": 1, "fairness_attributes": "age",
                                               "membership_check": False}))
     assert [a["name"] for a in run["result"]["fairness"]["attributes"]] == ["age"]
-    assert len(run["result"]["node_evaluation"]["cleveland"]["subgroup_released"]) == 4
+    assert len(run["result"]["subgroup_stats"]) == 4
     run = asyncio.run(simulate_study(tables, {"privacy": "none", "rounds": 1, "fairness_attributes": "",
                                               "membership_check": False}))
     assert build_report(run, NODES)["fairness"] is None
@@ -172,14 +176,21 @@ def test_the_plain_summary_says_whether_groups_of_patients_fared_alike(exact) ->
     from fedsante.reports.render import summary
 
     _, _, report = exact
-    assert "groups of patients that could be compared (by age band), within the charter's tolerance." in summary(
-        report, "en")
-    assert "(par tranche d'âge)" in summary(report, "fr")
-    flagged = copy.deepcopy(report)
-    flagged["fairness"]["attributes"][1]["flags"] = ["AUC differs by 0.20 between 45-54 (0.90) and 55-64 (0.70)"]
-    assert "differed between groups of patients (by age band) by more than the charter allows" in summary(flagged, "en")
-    flagged["fairness"] = None
-    assert "groups of patients" not in summary(flagged, "en")
+    flagged = [a["name"] for a in report["fairness"]["attributes"] if a["flags"]]
+    assert flagged == ["sex", "age"]  # e.g. sensitivity 0.60 under 45 against 0.87 at 55-64, over the four hospitals
+    assert ("differed between groups of patients (by sex and by age band) by more than the charter allows"
+            in summary(report, "en"))
+    assert "(par sexe et par tranche d'âge)" in summary(report, "fr")
+    alike = copy.deepcopy(report)
+    for attribute in alike["fairness"]["attributes"]:
+        attribute["flags"] = []
+    assert ("similar across the groups of patients that could be compared (by sex and by age band), within the "
+            "charter's tolerance.") in summary(alike, "en")
+    alike["fairness"]["attributes"][0]["within_noise"] = ["auc"]
+    assert "Differences between groups of patients (by sex) cannot be told apart from the privacy noise." in summary(
+        alike, "en")
+    alike["fairness"] = None
+    assert "groups of patients" not in summary(alike, "en")
 
 
 def test_under_dp_performance_carries_its_noise_and_the_summary_claims_only_what_it_can_see(private_report,

@@ -24,6 +24,7 @@ from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
 from fedsante.federation.params import DERIVED, LogRegParams
 from fedsante.privacy.accountant import BudgetExceeded
+from fedsante.node.evaluation import release_sensitivity
 from fedsante.reports.fairness import attributes as fairness_attributes
 
 log = logging.getLogger("fedsante.desk")
@@ -206,7 +207,7 @@ def _params(document: ApprovalDocument, overrides: dict, n_nodes: int, allow_exa
                         "private within its approval's epsilon and delta.")
     if document.epsilon is None or not document.delta:
         raise Forbidden(f"Run refused: approval {document.approval_id} fixes no privacy budget (epsilon, delta > 0).")
-    if params.privacy == "client" and params.noise_shares is None:
+    if params.dp and params.noise_shares is None:  # client-level updates and subgroup sums share their noise
         params = params.model_copy(update={"noise_shares": n_nodes // 2 + 1})  # the secure aggregation threshold
     try:
         return params.within_budget(document.epsilon, document.delta)
@@ -225,10 +226,12 @@ def privacy_summary(params: LogRegParams, document: ApprovalDocument) -> dict:
 
 
 def fairness_layout(params: LogRegParams, threshold: float) -> dict:
-    """How to read the nodes' subgroup statistics: attributes and groups in release order, the charter's threshold."""
-    return {"threshold": threshold, "attributes": [
-        {"name": a.name, "feature": a.feature, "groups": list(a.labels)}
-        for a in fairness_attributes(params.attribute_names)]}
+    """How to read the subgroup sums: attributes and groups in order, the charter's threshold, and under DP the
+    standard deviation of the noise on each summed count."""
+    attributes = fairness_attributes(params.attribute_names)
+    noise = params.evaluation_noise_multiplier * release_sensitivity(len(attributes)) if params.dp else None
+    return {"threshold": threshold, "noise_sd": noise, "attributes": [
+        {"name": a.name, "feature": a.feature, "groups": list(a.labels)} for a in attributes]}
 
 
 def _serialise(outcome: RunOutcome, fairness: dict) -> dict:
@@ -240,6 +243,8 @@ def _serialise(outcome: RunOutcome, fairness: dict) -> dict:
         "node_metrics": outcome.node_metrics,
         "node_stats": outcome.node_stats,
         "node_evaluation": outcome.node_evaluation,
+        "subgroup_stats": outcome.subgroup_stats,
+        "subgroup_sites": outcome.subgroup_sites,
         "fairness": fairness,
         "train_n": outcome.train_n,
         "round_seconds": outcome.round_seconds,

@@ -18,14 +18,17 @@ from fedsante.errors import RunFailed
 from fedsante.federation.broker import Broker
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.federation.secure import moments_config, round_config, secure_round, setup
+from fedsante.federation.secure import moments_config, round_config, secure_round, setup, subgroups_config
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.learning.strategy import FedAvg, sum_params
-from fedsante.node.evaluation import IMPORTANCE, RELEASED, STATS, SUBGROUPS
+from fedsante.node.evaluation import IMPORTANCE, STATS
+from fedsante.reports.fairness import attributes as fairness_attributes
 from fedsante.privacy.dp import private_scaler, range_scaler
+from fedsante.reports.performance import BINS
 
+GROUP_WIDTH = 4 * BINS + 2  # one GroupStats vector per subgroup
 OnEvent = Callable[..., None]
 Shapes = dict[str, tuple[int, ...]]
 
@@ -54,7 +57,9 @@ class RunOutcome:
     train_n: dict[str, float] = field(default_factory=dict)
     setup_seconds: float = 0.0  # secure aggregation's one-off set-up of every round's keys and shares
     node_stats: dict[str, list[float]] = field(default_factory=dict)  # evaluation statistics (reports.performance)
-    node_evaluation: dict[str, dict[str, list]] = field(default_factory=dict)  # per subgroup, importance (node.evaluation)
+    node_evaluation: dict[str, dict[str, list]] = field(default_factory=dict)  # importance (node.evaluation)
+    subgroup_stats: list[list[float]] = field(default_factory=list)  # per subgroup, summed over subgroup_sites
+    subgroup_sites: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
     round_seconds, train_n, setup_seconds = [], {}, 0.0
     active = list(plan.nodes)
     rounds = list(range(1, plan.params.rounds + 1))
+    groups = sum(len(a.labels) for a in fairness_attributes(plan.params.attribute_names)) if plan.secure else 0
+    subgroup_round = plan.params.rounds + 2  # after the evaluation (rounds + 1)
     global_scaling = plan.params.scaling == "global"
     if plan.secure:
         async def stage(kind, nodes, payloads, quorum, *, arrays=None, r=0):
@@ -88,6 +95,8 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
         configs = {r: round_config(len(active), sum(v.size for v in params.values())) for r in rounds}
         if global_scaling:
             configs[0] = moments_config(len(active), d)
+        if groups:
+            configs[subgroup_round] = subgroups_config(len(active), groups * GROUP_WIDTH)
         started = time.perf_counter()
         secure, active = await setup(stage, active, configs)
         setup_seconds = time.perf_counter() - started
@@ -125,10 +134,17 @@ async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) 
                            nodes=active)
     metrics = {node: reply.metrics for node, reply in replies.items()}
     stats = {node: reply.arrays[STATS].tolist() for node, reply in replies.items() if STATS in reply.arrays}
-    evaluation = {node: {k: reply.arrays[k].tolist() for k in (SUBGROUPS, RELEASED, IMPORTANCE) if k in reply.arrays}
-                  for node, reply in replies.items()}
-    return RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
-                      train_n=train_n, setup_seconds=setup_seconds, node_stats=stats, node_evaluation=evaluation)
+    evaluation = {node: {IMPORTANCE: reply.arrays[IMPORTANCE].tolist()} for node, reply in replies.items()
+                  if IMPORTANCE in reply.arrays}
+    outcome = RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
+                         train_n=train_n, setup_seconds=setup_seconds, node_stats=stats, node_evaluation=evaluation)
+    if groups:  # the subgroups' statistics, summed over the hospitals by secure aggregation
+        summed, sites = await secure_round(lambda *a, **k: stage(*a, **k, r=subgroup_round), secure, subgroup_round,
+                                           active, params, kind="subgroups")
+        outcome.subgroup_stats = summed[:-1].reshape(groups, GROUP_WIDTH).tolist()
+        outcome.subgroup_sites = sites
+        on_event("subgroups", nodes=sites)
+    return outcome
 
 
 def _global_scaler(plan: RunPlan, parts: list[Moments]) -> Scaler:

@@ -16,7 +16,7 @@ from fedsante.federation.approval import AlgorithmRef, SignedApproval
 
 __all__ = ["AlgorithmRef", "ArrayPayload", "Task", "TaskResult", "pack", "unpack"]
 PROTOCOL_VERSION = 1
-TaskKind = Literal["moments", "fit", "evaluate", "secagg_keys", "secagg_shares", "secagg_unmask"]
+TaskKind = Literal["moments", "fit", "evaluate", "subgroups", "secagg_keys", "secagg_shares", "secagg_unmask"]
 Scalar = float | int | str | bool
 
 

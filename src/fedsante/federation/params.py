@@ -59,8 +59,9 @@ class LogRegParams(BaseModel):
     stats_fraction: float = Field(0.1, gt=0, lt=1, description="DP: share of epsilon for statistics on training rows.")
     membership_check: bool = Field(True, description="Run the loss-threshold membership-inference check at the end.")
     fairness_attributes: str = Field(
-        "sex,age", max_length=100, description="Subgroups the evaluation describes (trust report fairness), comma-"
-                                               "separated: 'sex', 'age' (bands <45, 45-54, 55-64, >=65); '' for none.")
+        "sex,age", max_length=100, description="Subgroups whose statistics are summed over the hospitals by secure "
+                                               "aggregation (trust report fairness), comma-separated: 'sex', 'age' "
+                                               "(bands <45, 45-54, 55-64, >=65); '' for none.")
 
     @model_validator(mode="after")
     def _private_scaling(self) -> LogRegParams:
@@ -101,7 +102,8 @@ class LogRegParams(BaseModel):
             rounds=self.rounds, local_steps=self.local_steps, sampling_rate=self.sampling_rate,
             noise_multiplier=self.noise_multiplier or 0.0, stats_noise_multiplier=self.stats_noise_multiplier or 0.0,
             moments_releases=int(self.scaling == "global"), membership_releases=int(self.membership_check),
-            evaluation_noise_multiplier=self.evaluation_noise_multiplier or 0.0, evaluation_releases=1,
+            evaluation_noise_multiplier=self.evaluation_noise_multiplier or 0.0,
+            evaluation_releases=1 + bool(self.attribute_names),  # the hospital's statistics, then the subgroups
             level=self.privacy if self.dp else "record",
         )
 

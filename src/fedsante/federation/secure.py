@@ -4,7 +4,8 @@ Once per run, two set-up stages prepare every round (round 0 is the standardisat
 X25519 keys per round) and ``secagg_shares`` (each node seals Shamir shares of each round's secrets
 for the others; the desk forwards the ciphertexts). Each round is then two stages: ``fit`` (each
 node sends its masked update, with its weight ``n`` as the last coordinate) and ``secagg_unmask``
-(survivors reveal what the desk needs to remove the masks from the *sum*). The desk never holds an individual update. The cryptography is in
+(survivors reveal what the desk needs to remove the masks from the *sum*). After the evaluation, one
+more round of the same kind sums the nodes' statistics per subgroup (``subgroups``). The desk never holds an individual update. The cryptography is in
 :mod:`fedsante.privacy.secagg`; this module only moves its messages.
 """
 
@@ -83,9 +84,17 @@ def moments_config(n_nodes: int, n_features: int) -> SecAggConfig:
                         clip=(WEIGHT_CLIP,) + (SUM_CLIP,) * n_features + (SQUARES_CLIP,) * n_features, bits=BITS)
 
 
+def subgroups_config(n_nodes: int, length: int) -> SecAggConfig:
+    """After the evaluation, the subgroups' statistics (counts and sums per tenth of risk), then ``n``."""
+    return SecAggConfig(n_clients=n_nodes, threshold=n_nodes // 2 + 1, vector_length=length + 1,
+                        clip=(WEIGHT_CLIP,) * (length + 1), bits=BITS)
+
+
 def expected_config(kind: str, n_nodes: int, length: int) -> SecAggConfig:
     """The settings a node expects for a vector of ``length`` values of task ``kind``."""
-    return moments_config(n_nodes, (length - 1) // 2) if kind == "moments" else round_config(n_nodes, length - 1)
+    if kind == "moments":
+        return moments_config(n_nodes, (length - 1) // 2)
+    return subgroups_config(n_nodes, length - 1) if kind == "subgroups" else round_config(n_nodes, length - 1)
 
 
 @dataclass

@@ -157,6 +157,9 @@ class NodeAgent:
                     if task.kind == "fit" and self.guard.requires_secure_aggregation():
                         raise Forbidden("this node sends model updates only under secure aggregation "
                                         "(policy require_secure_aggregation = true)")
+                    if task.kind == "subgroups":
+                        raise Forbidden("subgroup statistics leave this node only summed with other hospitals' "
+                                        "by secure aggregation (k_min applies to the sums)")
                     out, metrics, suppressed = self._compute(task)
                     arrays = pack(out)
             except (FedsanteError, ValueError) as exc:
@@ -184,7 +187,7 @@ class NodeAgent:
         """Run the task on the local table and pass its outputs through disclosure control."""
         k_min = self.guard.k_min(task)
         run = functools.partial(execute, task.kind, dict(task.params), unpack(task.arrays), self.table,
-                                node_id=self.node_id, round_number=task.round, k_min=k_min)
+                                node_id=self.node_id, round_number=task.round)
         if self.meter is None:
             out, metrics = run()
         else:

@@ -20,9 +20,8 @@ from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategy import weighted_delta
-from fedsante.node.evaluation import (IMPORTANCE, STATS, evaluation_arrays, importance, release_sensitivity,
-                                      subgroup_stats)
-from fedsante.privacy.disclosure import K_MIN_FLOOR
+from fedsante.node.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
+                                      release_sensitivity, subgroup_matrix)
 from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
 from fedsante.reports.metrics import roc_auc
@@ -32,9 +31,9 @@ from fedsante.reports.performance import GroupStats, group_stats, summary
 Arrays = dict[str, np.ndarray]
 
 
-def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, node_id: str, round_number: int,
-            k_min: int = K_MIN_FLOOR) -> tuple[Arrays, dict[str, float | None]]:
-    """Run one task and return ``(arrays, metrics)`` to send back (``k_min``: subgroups withheld below it)."""
+def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, node_id: str,
+            round_number: int) -> tuple[Arrays, dict[str, float | None]]:
+    """Run one task and return ``(arrays, metrics)`` to send back."""
     settings = LogRegParams.model_validate(params)
     if settings.dp and not settings.calibrated:
         raise BadRequest("The task asks for differential privacy without its noise multipliers; the desk sets them "
@@ -55,34 +54,52 @@ def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, no
         return _fit(settings, model, scaler.transform(X_train), y_train, rng, node_id, round_number)
     if kind == "evaluate":
         train = scaler.transform(X_train), y_train
-        return _evaluate(settings, model, scaler, table, train, rng, node_id, k_min)
-    raise BadRequest(f"Unknown task kind {kind!r}; this node runs 'moments', 'fit' and 'evaluate'.")
+        return _evaluate(settings, model, scaler, table, train, rng, node_id)
+    if kind == "subgroups":
+        return _subgroups(settings, model, scaler, table, rng)
+    raise BadRequest(f"Unknown task kind {kind!r}; this node runs 'moments', 'fit', 'evaluate' and 'subgroups'.")
+
+
+def _test_predictions(settings: LogRegParams, model: Params, scaler: Scaler,
+                      table: HospitalTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(X in original units, X as the model sees it, y, predicted probability)`` of the test rows."""
+    X_raw, y_test = table.part("test")
+    X_test = scaler.transform(np.clip(X_raw, *table.bounds) if settings.dp else X_raw)
+    return X_raw, X_test, y_test, predict_proba(model, X_test)
 
 
 def _evaluate(settings: LogRegParams, model: Params, scaler: Scaler, table: HospitalTable,
-              train: tuple[np.ndarray, np.ndarray], rng: np.random.Generator | None, node_id: str,
-              k_min: int) -> tuple[Arrays, dict[str, float | None]]:
-    """Performance of the final model on the test rows, overall and per subgroup (:mod:`fedsante.node.evaluation`)."""
-    X_raw, y_test = table.part("test")
-    X_test = np.clip(X_raw, *table.bounds) if settings.dp else X_raw
-    proba = predict_proba(model, scaler.transform(X_test))
-    stats = group_stats(y_test, proba)
-    attributes = fairness_attributes(settings.attribute_names)
-    groups = subgroup_stats(X_raw, table.feature_names, y_test, proba, attributes, k_min)
+              train: tuple[np.ndarray, np.ndarray], rng: np.random.Generator | None,
+              node_id: str) -> tuple[Arrays, dict[str, float | None]]:
+    """Performance of the final model on the test rows (:mod:`fedsante.node.evaluation`)."""
+    _, X_test, y_test, proba = _test_predictions(settings, model, scaler, table)
     sigma = settings.evaluation_noise_multiplier if settings.dp else None
-    arrays = evaluation_arrays(stats, groups, len(attributes), sigma, rng)
+    arrays = evaluation_arrays(group_stats(y_test, proba), sigma, rng)
     released = GroupStats.from_vector(arrays[STATS])
     metrics = {**summary(released), "n": float(len(y_test))}  # row counts are public
     metrics["n_positive"] = float(min(max(round(metrics["n_positive"]), 0), len(y_test)))
     if settings.dp:
-        metrics["noise_sd"] = sigma * release_sensitivity(len(attributes))  # on each count it released
+        metrics["noise_sd"] = sigma * release_sensitivity(0)  # on each count it released
     else:
         metrics["auc"] = roc_auc(y_test, proba)  # exact, from the predictions
-        arrays[IMPORTANCE] = importance(model, scaler.transform(X_test), y_test,
-                                        settings.seed * 1_000_003 + zlib.crc32(node_id.encode()))
+        arrays[IMPORTANCE] = importance(model, X_test, y_test, settings.seed * 1_000_003 + zlib.crc32(node_id.encode()))
     if settings.membership_check:
         metrics.update(_membership(settings, model, *train, y_test, proba, rng))
     return arrays, {key: _finite(value) for key, value in metrics.items()}
+
+
+def _subgroups(settings: LogRegParams, model: Params, scaler: Scaler, table: HospitalTable,
+               rng: np.random.Generator | None) -> tuple[Arrays, dict[str, float]]:
+    """Statistics per subgroup, for secure aggregation only: exact, or noisy counts with this node's noise share."""
+    X_raw, _, y_test, proba = _test_predictions(settings, model, scaler, table)
+    attributes = fairness_attributes(settings.attribute_names)
+    if not attributes:
+        raise BadRequest("The task asks for subgroup statistics, but the run names no fairness attribute.")
+    matrix = subgroup_matrix(X_raw, table.feature_names, y_test, proba, attributes)
+    if settings.dp:
+        matrix = noisy_share(matrix, len(attributes), settings.evaluation_noise_multiplier, settings.noise_shares or 1,
+                             rng)
+    return {SUBGROUPS: matrix}, {"n": float(len(y_test))}
 
 
 def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,

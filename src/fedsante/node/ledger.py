@@ -44,12 +44,17 @@ def _per_run(entries: list[Entry]) -> dict[str, dict[str, tuple[float, float]]]:
     return runs
 
 
-KINDS = ("moments", "fit", "evaluate")
+KINDS = ("moments", "fit", "evaluate", "subgroups")
 
 
 def planned(plan: PrivacyPlan) -> dict[str, int]:
-    """How many releases of each task kind the run's plan allows at one node."""
-    return {"moments": plan.moments_releases, "fit": plan.rounds, "evaluate": plan.evaluation_releases}
+    """How many releases of each task kind the run's plan allows at one node.
+
+    The plan's evaluation releases are the hospital's own statistics (``evaluate``), then, if any, the
+    subgroups' statistics summed by secure aggregation (``subgroups``).
+    """
+    return {"moments": plan.moments_releases, "fit": plan.rounds, "evaluate": min(plan.evaluation_releases, 1),
+            "subgroups": max(plan.evaluation_releases - 1, 0)}
 
 
 def made(plan: PrivacyPlan, counts: dict[str, int]) -> PrivacyPlan:
@@ -62,7 +67,8 @@ def made(plan: PrivacyPlan, counts: dict[str, int]) -> PrivacyPlan:
     """
     evaluations = counts.get("evaluate", 0)
     return replace(plan, rounds=counts.get("fit", 0), moments_releases=counts.get("moments", 0),
-                   evaluation_releases=evaluations, membership_releases=evaluations if plan.membership_releases else 0)
+                   evaluation_releases=evaluations + counts.get("subgroups", 0),
+                   membership_releases=evaluations if plan.membership_releases else 0)
 
 
 def carried_totals(entries: list[Entry]) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fedsante.node.evaluation import FIXED, RELEASED, STATS, SUBGROUPS, withheld_notes
+from fedsante.node.evaluation import FIXED, STATS
 from fedsante.privacy.disclosure import (DisclosureError, DisclosurePolicy, assert_aggregate_only, check_count,
                                          protect_metrics)
 
@@ -33,7 +33,7 @@ def release_outputs(kind: str, arrays: Arrays, metrics: dict[str, float | None],
     True
     """
     policy = DisclosurePolicy(k_min=k_min)
-    n = n_test if kind == "evaluate" else n_train
+    n = n_test if kind in ("evaluate", "subgroups") else n_train
     check = check_count(n, policy, label=f"{kind} patients")
     if check.suppressed:  # a whole task on fewer than k_min patients: nothing of it may leave
         raise DisclosureError(f"disclosure control: {check.suppressed[0].reason}; this node sends nothing for "
@@ -46,8 +46,8 @@ def release_outputs(kind: str, arrays: Arrays, metrics: dict[str, float | None],
     checked = metrics if n_positive is None or "n_positive" not in metrics else {**metrics, "n_positive": n_positive}
     release = protect_metrics(checked, n, policy, group=group, per_class=PER_CLASS)
     values = {key: None if release.values[key] is None else metrics[key] for key in metrics}
-    notes = release.log_lines() + withheld_notes(group, arrays)
+    notes = release.log_lines()
     if STATS in arrays and values.get("n_positive") is None:  # the statistics describe each outcome class
-        arrays = {k: v for k, v in arrays.items() if k not in (STATS, SUBGROUPS, RELEASED)}
+        arrays = {k: v for k, v in arrays.items() if k != STATS}
         notes.append(f"{group}: evaluation statistics withheld with the per-class metrics")
     return arrays, values, notes

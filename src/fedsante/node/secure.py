@@ -57,7 +57,7 @@ class SecureRounds:
                 shares[number] = to_wire(client.share_keys(roster))
             return {"shares": shares}
         client = self._client(task)
-        if task.kind in ("moments", "fit"):
+        if task.kind in ("moments", "fit", "subgroups"):
             vector = np.asarray(update(), dtype=np.float64)
             expected = expected_config(task.kind, client.config.n_clients, vector.size)
             if client.config != expected:

@@ -77,6 +77,7 @@ _S = {  # the plain-language summary, sentence by sentence
         "fair_ok": "Its results were similar across the groups of patients that could be compared ({attrs}), within "
                    "the charter's tolerance{noise}.",
         "fair_noise": " and the precision that the privacy noise allows",
+        "fair_noisy": "Differences between groups of patients ({attrs}) cannot be told apart from the privacy noise.",
         "fair_none": "Too few patients were tested to compare groups of patients ({attrs}).",
         "attrs": {"sex": "by sex", "age": "by age band"},
         "limits": "The full report lists the limits of these results.",
@@ -122,6 +123,7 @@ _S = {  # the plain-language summary, sentence by sentence
         "fair_ok": "Ses résultats sont comparables entre les groupes de patients qui ont pu être comparés ({attrs}), "
                    "dans la tolérance de la charte{noise}.",
         "fair_noise": " et dans la précision que permet le bruit de confidentialité",
+        "fair_noisy": "Les écarts entre groupes de patients ({attrs}) ne se distinguent pas du bruit de confidentialité.",
         "fair_none": "Trop peu de patients ont été testés pour comparer des groupes de patients ({attrs}).",
         "attrs": {"sex": "par sexe", "age": "par tranche d'âge"},
         "limits": "Le rapport complet détaille les limites de ces résultats.",
@@ -295,9 +297,11 @@ def _fairness_sentence(fairness: dict | None, s: dict, lang: str) -> str | None:
     compared = [a["name"] for a in attributes if any((g or {}).get("gap") is not None for g in a["gaps"].values())]
     if flagged:
         return s["fair_flag"].format(attrs=words(flagged))
+    noisy = [a["name"] for a in attributes if a.get("within_noise")]
+    if noisy:
+        return s["fair_noisy"].format(attrs=words(noisy))
     if compared:
-        noisy = fairness.get("noise_sd_per_hospital") is not None
-        return s["fair_ok"].format(attrs=words(compared), noise=s["fair_noise"] if noisy else "")
+        return s["fair_ok"].format(attrs=words(compared), noise=s["fair_noise"] if fairness.get("noise_sd") else "")
     return s["fair_none"].format(attrs=words([a["name"] for a in attributes]))
 
 
@@ -344,12 +348,11 @@ def _fairness_tables(report: dict, t: dict, k_min: object) -> list[dict]:
         rows = []
         for label, group in attribute["groups"].items():
             m = _shown(group)
-            withheld = ", ".join(labels.get(n, n) for n in group.get("withheld_at") or [])
             reason = group.get("reason") or ""
             cells = [] if not m else [
                 f"{_fmt(m.get('n'), 0, t['na'])} ({_fmt(m.get('n_positive'), 0, t['na'])})",
                 *[_fmt(m.get(key), d, t["na"]) + _pm(group, key, t, d) for key, d in _FAIR]]
-            rows.append({"label": label, "withheld": withheld, "cells": cells,
+            rows.append({"label": label, "cells": cells,
                          "notice": None if m else t["suppressed"].format(k=k_min) if "k_min" in reason else reason})
         gap_cells = [_fmt((attribute["gaps"].get(key) or {}).get("gap"), d, t["na"]) for key, d in _FAIR]
         compared = any((g or {}).get("gap") is not None for g in attribute["gaps"].values())

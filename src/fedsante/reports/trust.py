@@ -16,13 +16,13 @@ from collections import defaultdict
 
 import numpy as np
 
-from fedsante.privacy.disclosure import DisclosurePolicy
+from fedsante.privacy.disclosure import DisclosurePolicy, protect_subgroups
 from fedsante.privacy.membership import dp_auc_ceiling
-from fedsante.node.evaluation import IMPORTANCE, RELEASED, SUBGROUPS
+from fedsante.node.evaluation import IMPORTANCE
 from fedsante.reports.carbon import carbon_report
 from fedsante.reports.explain import aggregate_importance, odds_ratios
 from fedsante.reports.fairness import METRICS, flags, gaps
-from fedsante.reports.noise import beyond_noise, metric_noise_sd
+from fedsante.reports.noise import beyond_noise, from_counts, metric_noise_sd, project_counts
 from fedsante.reports.performance import GroupStats, reliability_curve, summary
 
 SCHEMA = "fedsante-trust-report/1"
@@ -97,29 +97,25 @@ def _with_n(entry: dict, sites: list[str], public_n: dict[str, float | None]) ->
 
 
 def fairness(run: dict, k_min: int) -> dict | None:
-    """Each subgroup (sex, age band...) over all hospitals, gaps between groups and the charter's flags.
+    """Each subgroup (sex, age band...) summed over the hospitals, gaps between groups and the charter's flags.
 
-    A group sums the statistics of the hospitals that released it; a hospital withholds a group under
-    k_min (or one that would reveal it by subtraction), and the report suppresses a summed group under
-    k_min. Under differential privacy each metric comes with the standard deviation the noise gives it,
-    and a gap is flagged only when it exceeds the threshold by more than the noise can explain.
+    The hospitals' statistics per subgroup are summed by secure aggregation: the desk sees only the sums,
+    and suppresses a sum with fewer than k_min patients or an outcome class that small. Under differential
+    privacy each metric comes with the standard deviation the noise gives it, and a gap is flagged only
+    when it exceeds the threshold by more than the noise can explain.
     """
     result = run["result"]
-    layout, evaluation = result.get("fairness") or {}, result.get("node_evaluation") or {}
-    if not layout.get("attributes"):
+    layout, rows = result.get("fairness") or {}, result.get("subgroup_stats") or []
+    if not layout.get("attributes") or not rows:
         return None
-    threshold = layout["threshold"]
-    sites = [node for node in run["nodes"] if SUBGROUPS in (evaluation.get(node) or {})]
-    noise = _noise_sd(result)
+    threshold, noise = layout["threshold"], layout.get("noise_sd")
     out, row = [], 0
     for attribute in layout["attributes"]:
         groups = {}
         for label in attribute["groups"]:
-            kept = [node for node in sites if evaluation[node][RELEASED][row]]
-            parts = [GroupStats.from_vector(np.asarray(evaluation[node][SUBGROUPS][row])) for node in kept]
-            groups[label] = _subgroup(parts, k_min, noise)
-            groups[label] |= {"sites": kept, "withheld_at": [node for node in run["nodes"] if node not in kept]}
+            groups[label] = _subgroup(np.asarray(rows[row], dtype=float), k_min, noise)
             row += 1
+        _secondary_suppression(groups, k_min)
         metric_gaps = gaps({label: g["metrics"] for label, g in groups.items()}, METRICS)
         flagged, within = metric_gaps, []
         if noise is not None:
@@ -128,21 +124,40 @@ def fairness(run: dict, k_min: int) -> dict | None:
         out.append({"name": attribute["name"], "groups": groups,
                     "gaps": {m: {**g, "groups": list(g["groups"])} for m, g in metric_gaps.items()},
                     "flags": flags(flagged, threshold), "within_noise": within})
-    return {"threshold": threshold, "metrics": list(METRICS), "attributes": out, "noise_sd_per_hospital": noise}
+    return {"threshold": threshold, "metrics": list(METRICS), "sites": result.get("subgroup_sites") or [],
+            "attributes": out, "noise_sd": noise}
 
 
-def _subgroup(parts: list[GroupStats], k_min: int, noise: float | None) -> dict:
-    """One subgroup summed over the hospitals that released it; under DP with each metric's noise sd."""
-    reason = f"suppressed: fewer than k_min = {k_min} patients in the group or one of its outcome classes"
-    if not parts:
-        return {"metrics": None, "reason": reason + " at every hospital"}
-    stats = sum(parts)
-    entry = group_entry(stats, k_min, reason=reason)
+def _secondary_suppression(groups: dict[str, dict], k_min: int) -> None:
+    """Hide a shown group too when the total minus the shown groups would give a suppressed one's counts."""
+    counts = {label: {"n": int(round(g["counts"][0])), "n_positive": int(round(g["counts"][1]))}
+              for label, g in groups.items()}
+    protected = protect_subgroups(counts, DisclosurePolicy(k_min=k_min))
+    for label, group in groups.items():
+        hidden = protected[label].values["n"] is None or protected[label].values["n_positive"] is None
+        if hidden and group["metrics"] is not None:
+            group.update(metrics=None, reason="suppressed: with the total known, this group would reveal a "
+                                              "suppressed group's counts by subtraction (secondary suppression)")
+            group.pop("noise_sd", None)
+    for group in groups.values():
+        group.pop("counts")
+
+
+def _subgroup(vector: np.ndarray, k_min: int, noise: float | None) -> dict:
+    """One subgroup's sum over the hospitals; under DP read from its noisy counts, with each metric's noise sd."""
+    stats = GroupStats.from_vector(vector)
+    if noise is not None:  # noisy counts only: non-negative with the noisy total, sums from the middle of each tenth
+        stats = from_counts(project_counts(stats.counts, max(float(stats.counts.sum()), 0.0)).reshape(2, -1))
+    else:  # whole numbers of patients, summed in fixed point by secure aggregation
+        stats = GroupStats(stats.counts.round(), stats.sum_p, stats.sum_p2, stats.sum_py, stats.sum_logit)
+    entry = group_entry(stats, k_min, reason=f"suppressed: fewer than k_min = {k_min} patients in the group or one "
+                                             "of its outcome classes, over all hospitals")
+    entry["counts"] = (stats.n, stats.n_positive)  # for secondary suppression, dropped before publication
     if entry["metrics"] is None:
         return entry
     entry["metrics"].pop("reliability")
     if noise is not None:
-        entry["noise_sd"] = {k: _clean(v) for k, v in metric_noise_sd(parts, noise).items()}
+        entry["noise_sd"] = {k: _clean(v) for k, v in metric_noise_sd([stats], noise).items()}
     return entry
 
 
