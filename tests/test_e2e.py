@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -158,9 +159,16 @@ def test_node_keeps_retrying_an_unreachable_desk_and_says_so(tmp_path: Path) -> 
     # Execute
     process = subprocess.Popen([*FEDSANTE, "node", "serve", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(4)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30  # start-up (imports, the energy meter) is slower on a loaded machine
+    while time.monotonic() < deadline and not any("unreachable" in line for line in lines):
+        time.sleep(0.2)
     process.terminate()
-    output, _ = process.communicate(timeout=10)
+    process.wait(timeout=10)
+    reader.join(timeout=10)
+    output = "".join(lines)
 
     # Assert
     assert "unreachable" in output and url in output
