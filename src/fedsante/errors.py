@@ -38,6 +38,10 @@ class Conflict(FedsanteError):
     status = 409
 
 
+class TooManyRequests(FedsanteError):
+    status = 429
+
+
 class DataError(FedsanteError):
     """A dataset is malformed, incomplete or unknown."""
 

@@ -114,3 +114,15 @@ def test_unknown_receipts_and_unsigned_or_bad_node_requests_are_refused(desk) ->
     bad_key = signed(client, keys["chu-lille"], "chu-lille", "PUT", "/api/v1/node/profile",
                      b'{"objection_key": "' + b"A" * 48 + b'"}')  # 36 bytes
     assert bad_key.status_code == 422 and "32 bytes" in bad_key.json()["error"]
+
+
+def test_one_address_may_submit_at_most_ten_objections_a_minute(desk) -> None:
+    _, client, keys = desk
+    publish(client, keys)
+    codes = [client.post("/api/v1/objections", json={"hospital": "chu-lille", "identifier": f"p{i}"}).status_code
+             for i in range(11)]
+    assert codes == [201] * 10 + [429]
+    refused = client.post("/api/v1/objections", json={"hospital": "chu-lille", "identifier": "p11"})
+    assert "at most 10 per minute" in refused.json()["error"]
+    form = client.post("/opposition", data={"hospital": "chu-lille", "identifier": "p12"})
+    assert form.status_code == 429 and "attendez une minute" in form.text

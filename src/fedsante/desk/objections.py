@@ -9,6 +9,8 @@ withdrawals, acknowledge what it applied.
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
@@ -17,7 +19,7 @@ from sqlalchemy import func, select
 
 from fedsante.desk.db import Node, Objection, utcnow
 from fedsante.desk.node_routes import authenticate, parse_body
-from fedsante.errors import Conflict, NotFound
+from fedsante.errors import Conflict, NotFound, TooManyRequests
 from fedsante.privacy.objections import MAX_IDENTIFIER, new_receipt, normalise, parse_box_public_key, receipt_id, seal
 
 public = APIRouter(prefix="/api/v1/objections", tags=["public"])
@@ -46,8 +48,45 @@ class AppliedIn(BaseModel):
     applied: list[Applied] = Field(max_length=10_000)
 
 
-def submit(desk, hospital: str, identifier: str) -> tuple[str, dict]:
-    """Seal and store an objection; return the receipt code (shown once) and its status."""
+class RateLimit:
+    """At most ``limit`` actions per ``seconds`` for each client address (in memory, per desk process).
+
+    >>> limit = RateLimit(2, 60.0)
+    >>> [limit.allow("a", now=t) for t in (0, 1, 2, 61)]
+    [True, True, False, True]
+    """
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit, self.seconds = limit, seconds
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, client: str, *, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        times = self._seen.setdefault(client, deque())
+        while times and now - times[0] >= self.seconds:
+            times.popleft()
+        if len(times) >= self.limit:
+            return False
+        times.append(now)
+        if len(self._seen) > 10_000:  # forget idle clients
+            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < self.seconds}
+        return True
+
+
+OBJECTIONS_PER_MINUTE = 10
+
+
+def submit(desk, hospital: str, identifier: str, client: str = "") -> tuple[str, dict]:
+    """Seal and store an objection; return the receipt code (shown once) and its status.
+
+    ``client`` (the caller's address) may submit at most :data:`OBJECTIONS_PER_MINUTE` per minute.
+    """
+    limit = getattr(desk, "objection_rate", None)
+    if limit is None:
+        limit = desk.objection_rate = RateLimit(OBJECTIONS_PER_MINUTE, 60.0)  # one per desk
+    if not limit.allow(client):
+        raise TooManyRequests(f"Too many objections from this address: at most {OBJECTIONS_PER_MINUTE} per minute. "
+                              "Wait a minute and try again.")
     identifier = normalise(identifier)
     with desk.sessions() as session:
         row = session.get(Node, hospital)
@@ -126,8 +165,12 @@ def get_hospitals(request: Request) -> list[dict]:
 def post_objection(body: ObjectionIn, request: Request) -> dict:
     """Object to the use of your data by one hospital. Keep the receipt code: it shows when the objection is
     applied and lets you withdraw it. The identifier is sealed to the hospital's key before it is stored."""
-    receipt, out = submit(request.app.state.desk, body.hospital, body.identifier)
+    receipt, out = submit(request.app.state.desk, body.hospital, body.identifier, _client(request))
     return {"receipt": receipt, **out}
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 @public.get("/{receipt}")

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from fedsante.desk import objections
-from fedsante.errors import Conflict, FedsanteError, NotFound
+from fedsante.errors import Conflict, FedsanteError, NotFound, TooManyRequests
 from fedsante.portal import data, opendata
 from fedsante.portal.present import registry_rows
 from fedsante.portal.texts import PATHS, STATUS, T
@@ -147,9 +147,11 @@ def _register(lang: str) -> None:
         body = (await request.body())[:MAX_FORM]
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         try:
-            receipt, _ = objections.submit(desk, form.get("hospital", ""), form.get("identifier", ""))
+            receipt, _ = objections.submit(desk, form.get("hospital", ""), form.get("identifier", ""),
+                                           request.client.host if request.client else "")
         except FedsanteError as exc:
-            message = T[lang][{NotFound: "err_hospital", Conflict: "err_unavailable"}.get(type(exc), "err_identifier")]
+            message = T[lang][{NotFound: "err_hospital", Conflict: "err_unavailable",
+                                TooManyRequests: "err_too_many"}.get(type(exc), "err_identifier")]
             return render(lang, "objection.html", "objection", {}, {"hospitals": objections.hospital_list(desk)},
                           status=exc.status, json=False, error=message)
         return RedirectResponse(url(lang, "receipt", receipt=receipt) + "?new=1", status_code=303)

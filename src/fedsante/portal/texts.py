@@ -93,6 +93,7 @@ T = {
         "project": "projet", "created": "créée le", "retired": "retirée le", "check": "vérification",
         "err_identifier": "Indiquez votre identifiant : de 1 à 100 caractères imprimables.",
         "err_hospital": "Choisissez un hôpital de la liste.",
+        "err_too_many": "Trop d'oppositions envoyées depuis cette adresse : attendez une minute puis réessayez.",
         "err_unavailable": "Cet hôpital ne peut pas encore recevoir d'oppositions ; réessayez plus tard ou écrivez à "
                            "son délégué à la protection des données.",
     },
@@ -157,6 +158,7 @@ T = {
         "project": "project", "created": "created on", "retired": "retired on", "check": "check",
         "err_identifier": "Give your identifier: 1 to 100 printable characters.",
         "err_hospital": "Choose a hospital from the list.",
+        "err_too_many": "Too many objections sent from this address: wait a minute and try again.",
         "err_unavailable": "This hospital cannot receive objections yet; try again later or write to its data "
                            "protection officer.",
     },
