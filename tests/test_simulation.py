@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from fedsante.data.heart import HOSPITALS, load_hospital
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.federation.simulation import simulate_study
 from fedsante.learning.logistic import init_params, predict_proba
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.reports.metrics import accuracy
 from fedsante.reports.performance import GroupStats, auc, group_stats
 from fedsante.learning.strategy import FedAvg, sum_params
-from fedsante.node.executor import execute
+from fedsante.algorithms.logreg.node import execute
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +87,9 @@ def test_a_node_with_a_bad_parameter_fails_the_run_with_its_reason(tables, monke
     from fedsante.errors import RunFailed
     from fedsante.node import agent
 
-    real = agent.installed_algorithms()
+    real = agent.installed()
     changed = {k: v.model_copy(update={"code_hash": "f" * 64}) for k, v in real.items()}
-    monkeypatch.setattr(agent, "installed_algorithms", lambda: changed)
+    monkeypatch.setattr(agent, "installed", lambda: changed)
 
     with pytest.raises(RunFailed, match="node cleveland refused the task: .*code hash .* differs from the installed"):
         asyncio.run(simulate_study({"cleveland": tables["cleveland"], "va": tables["va"]}, {"rounds": 1}))

@@ -18,7 +18,7 @@ from fedsante.benchmarks.heart import EXACT
 from fedsante import lifecycle
 from fedsante.audit import head_of, verify_file
 from fedsante.data.heart import HOSPITALS, load_hospital
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.launcher import HOSPITAL_NAMES, Deployment
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling

@@ -15,7 +15,7 @@ from fedsante.desk.charter import CHECKS, Charter, failed, load_charter, run_che
 from fedsante.desk.registry import (ALGORITHM_PARAMS, Controller, DatasetRequest, ProjectSpec, algorithm_params,
                                    load_project_file)
 from fedsante.errors import ConfigError, DataError, NotFound
-from fedsante.federation.catalogue import CATALOGUE
+from fedsante.algorithms.catalogue import catalogue
 from fedsante.lifecycle import EXAMPLE_PROJECT
 
 EXAMPLE = EXAMPLE_PROJECT
@@ -171,7 +171,7 @@ def test_algorithm_params_fills_defaults_and_names_bad_parameters(example: Proje
 
 
 def test_every_catalogue_algorithm_has_a_parameters_model() -> None:
-    assert set(ALGORITHM_PARAMS) == set(CATALOGUE)
+    assert set(ALGORITHM_PARAMS) == set(catalogue())
 
 
 # --- project files -------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from fedsante.errors import BadRequest, ConfigError, Conflict, Forbidden, NotFou
 from fedsante.federation import auth
 from fedsante.federation.auth import NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, sign_request, verify_request
 from fedsante.federation.broker import Broker
-from fedsante.federation.catalogue import CATALOGUE, code_hash, get_algorithm
+from fedsante.algorithms.base import code_hash
+from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.federation.keys import (
     canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign, verify,
 )
@@ -41,7 +42,7 @@ def other_key() -> Ed25519PrivateKey:
 
 def make_task(task_id: str = "t1", *, kind: str = "moments", algorithm: AlgorithmRef | None = None) -> Task:
     return Task(task_id=task_id, run_id="r1", round=0, kind=kind,
-                algorithm=algorithm or CATALOGUE["logreg"].ref())
+                algorithm=algorithm or get_algorithm("logreg").ref())
 
 
 def make_result(task_id: str = "t1", node_id: str = "n1") -> TaskResult:
@@ -168,8 +169,8 @@ def test_task_rejects_unknown_fields() -> None:
 
 def test_task_rejects_an_unknown_kind_and_a_negative_round() -> None:
     data = make_task().model_dump(mode="json")
-    with pytest.raises(ValidationError, match=r"kind\s+Input should be 'moments', 'fit', 'evaluate', 'subgroups', 'secagg_keys'"):
-        Task.model_validate(data | {"kind": "train"})
+    with pytest.raises(ValidationError, match=r"kind\s+String should match pattern"):
+        Task.model_validate(data | {"kind": "Train; DROP"})
     with pytest.raises(ValidationError, match=r"round\s+Input should be greater than or equal to 0"):
         Task.model_validate(data | {"round": -1})
 
@@ -290,7 +291,7 @@ def test_get_algorithm_logreg() -> None:
 
 def test_code_hash_is_stable_and_64_hex_characters() -> None:
     # Prepare
-    modules = CATALOGUE["logreg"].modules
+    modules = get_algorithm("logreg").hashed_modules()
 
     # Execute: bypass the cache for the second computation
     first = code_hash(modules)
@@ -299,11 +300,11 @@ def test_code_hash_is_stable_and_64_hex_characters() -> None:
     # Assert
     assert first == second
     assert re.fullmatch(r"[0-9a-f]{64}", first)
-    assert CATALOGUE["logreg"].ref().code_hash == first
+    assert get_algorithm("logreg").ref().code_hash == first
 
 
 def test_code_hash_depends_on_the_modules_and_their_order() -> None:
-    modules = CATALOGUE["logreg"].modules
+    modules = get_algorithm("logreg").hashed_modules()
     assert code_hash(modules[:-1]) != code_hash(modules)
     assert code_hash(tuple(reversed(modules))) != code_hash(modules)
 
@@ -332,7 +333,7 @@ def verifies(result: TaskResult, key: Ed25519PrivateKey) -> bool:
 
 def test_node_refuses_a_task_with_another_code_hash_and_signs_the_refusal(agent: NodeAgent, key, governed_task) -> None:
     # Prepare
-    ref = CATALOGUE["logreg"].ref().model_copy(update={"code_hash": "f" * 64})
+    ref = get_algorithm("logreg").ref().model_copy(update={"code_hash": "f" * 64})
 
     # Execute
     result = agent.handle(governed_task("t9", algorithm=ref))

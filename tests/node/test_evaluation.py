@@ -8,12 +8,12 @@ import pytest
 from fedsante.data.heart import load_hospital
 from fedsante.learning.logistic import init_params, predict_proba
 from fedsante.learning.scaling import local_scaler
-from fedsante.node.evaluation import (STATS, SUBGROUPS, evaluation_arrays, noisy_share, release_sensitivity,
+from fedsante.algorithms.logreg.evaluation import (FIXED, STATS, SUBGROUPS, evaluation_arrays, noisy_share, release_sensitivity,
                                       subgroup_matrix)
-from fedsante.node.executor import execute
+from fedsante.algorithms.logreg.node import execute
 from fedsante.node.ledger import made, planned
-from fedsante.node.outputs import release_outputs
-from fedsante.federation.params import LogRegParams
+from fedsante.node.outputs import Release, release_outputs
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.reports.fairness import AGE, SEX, masks
 from fedsante.reports.performance import GroupStats, group_stats
 
@@ -78,7 +78,7 @@ def test_the_evaluate_and_subgroups_tasks_and_the_output_gate() -> None:
     np.testing.assert_allclose(sub[SUBGROUPS][1], group_stats(y[male], proba[male]).as_vector())
     assert sub_metrics == {"n": float(len(y))}
     sizes = {"n_train": len(X_train), "n_test": len(y), "n_total": len(table.y), "k_min": 11, "group": "cleveland"}
-    sent, _, _ = release_outputs("subgroups", sub, sub_metrics, **sizes)
+    sent, _, _ = release_outputs(Release(test=True, fixed=FIXED), sub, sub_metrics, **sizes)
     assert set(sent) == {SUBGROUPS}  # fixed length: not mistaken for a per-patient array
     with pytest.raises(Exception, match="no fairness attribute"):
         execute("subgroups", {**params, "fairness_attributes": ""}, arrays_in, table, node_id="cleveland",

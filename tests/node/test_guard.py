@@ -12,7 +12,8 @@ from conftest import calibrated
 from fedsante.data.heart import load_hospital
 from fedsante.federation.approval import AlgorithmRef, iso
 from fedsante.federation.keys import canonical_json, public_key_b64, verify
-from fedsante.node.agent import NodeAgent, installed_algorithms
+from fedsante.algorithms.catalogue import installed as installed_algorithms
+from fedsante.node.agent import NodeAgent
 from fedsante.node.guard import algorithm_problem, approval_problems
 from fedsante.node.policy import NodePolicy, load_policy, save_policy
 

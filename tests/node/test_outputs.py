@@ -7,34 +7,39 @@ import pytest
 
 from fedsante.data.heart import load_hospital
 from fedsante.node.agent import NodeAgent
-from fedsante.node.outputs import release_outputs
+from fedsante.algorithms.catalogue import get_algorithm
+from fedsante.node.outputs import Release, release_outputs
 from fedsante.privacy.disclosure import DisclosureError
 
 SIZES = {"n_train": 85, "n_test": 45, "n_total": 130, "group": "va"}
+_LOGREG = get_algorithm("logreg")
+EVALUATE = Release(test=True, fixed=_LOGREG.fixed_arrays, per_class=_LOGREG.per_class_metrics, evaluation=True,
+                   class_arrays=_LOGREG.class_arrays)
+FIT = Release(fixed=_LOGREG.fixed_arrays)
 
 
 def test_evaluation_metrics_hide_a_class_under_k_min() -> None:
     metrics = {"n": 45.0, "n_positive": 40.0, "accuracy": 0.8, "auc": 0.7}
-    _, released, notes = release_outputs("evaluate", {}, metrics, k_min=11, **SIZES)
+    _, released, notes = release_outputs(EVALUATE, {}, metrics, k_min=11, **SIZES)
     assert released == {"n": 45, "n_positive": None, "accuracy": 0.8, "auc": None}
     assert notes and "5 negative" in notes[0]
 
 
 def test_metrics_on_enough_patients_of_both_classes_pass_unchanged() -> None:
     metrics = {"n": 45.0, "n_positive": 20.0, "accuracy": 0.8, "auc": 0.7}
-    assert release_outputs("evaluate", {}, metrics, k_min=11, **SIZES)[1] == {
+    assert release_outputs(EVALUATE, {}, metrics, k_min=11, **SIZES)[1] == {
         "n": 45, "n_positive": 20, "accuracy": 0.8, "auc": 0.7}
 
 
 def test_a_task_on_fewer_than_k_min_patients_sends_nothing() -> None:
     with pytest.raises(DisclosureError, match="disclosure control: .*sends nothing"):
-        release_outputs("evaluate", {}, {"n": 45.0}, k_min=50, **SIZES)
+        release_outputs(EVALUATE, {}, {"n": 45.0}, k_min=50, **SIZES)
 
 
 @pytest.mark.parametrize("length", [45, 85, 130])
 def test_a_per_patient_array_never_leaves(length: int) -> None:
     with pytest.raises(DisclosureError, match="one value per patient"):
-        release_outputs("fit", {"proba": np.zeros(length)}, {"n": 85.0}, k_min=11, **SIZES)
+        release_outputs(FIT, {"proba": np.zeros(length)}, {"n": 85.0}, k_min=11, **SIZES)
 
 
 def test_the_node_applies_the_approvals_stricter_k_min_and_records_the_refusal(governed) -> None:
@@ -54,7 +59,7 @@ def test_suppressions_are_written_to_the_node_chain(governed) -> None:
     # VA's test set holds 35 patients with the disease and 10 without: the AUC would describe 10.
     # Exact outputs (privacy 'none', allowed by this node's policy) show the gate alone.
     from fedsante.federation.messages import pack
-    from fedsante.federation.params import LogRegParams
+    from fedsante.algorithms.logreg.params import LogRegParams
     from fedsante.node.policy import load_policy, save_policy
 
     approval = governed.signed(parameters=LogRegParams(privacy="none", scaling="global").model_dump(exclude_none=True))

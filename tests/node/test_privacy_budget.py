@@ -9,7 +9,7 @@ import pytest
 
 from fedsante.audit.log import verify_file
 from fedsante.data.heart import load_hospital
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.node.agent import NodeAgent
 from fedsante.node.ledger import DEBIT, PrivacyLedger, carried_totals
 from fedsante.node.policy import DatasetPolicy, load_policy, save_policy

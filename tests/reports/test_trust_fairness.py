@@ -163,7 +163,7 @@ def test_a_run_can_describe_other_attributes_or_none() -> None:
 def test_bad_fairness_attributes_are_refused(value, message) -> None:
     from pydantic import ValidationError
 
-    from fedsante.federation.params import LogRegParams
+    from fedsante.algorithms.logreg.params import LogRegParams
 
     with pytest.raises(ValidationError, match=message):
         LogRegParams(fairness_attributes=value)

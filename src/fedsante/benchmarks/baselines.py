@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedsante.data.heart import HospitalTable
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, init_params, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, combine, local_scaler
 from fedsante.reports.metrics import accuracy, roc_auc

@@ -19,7 +19,7 @@ from importlib import resources
 
 from fedsante.benchmarks.baselines import evaluate, evaluation_scalers, fit_local, fit_pooled
 from fedsante.data.heart import HOSPITALS, HospitalTable, load_hospital
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.federation.simulation import simulate_study
 
 PROTOCOLS = {"flamby": "local", "fedsante": "global"}

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from fedsante.data.heart import HOSPITALS, load_hospital
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.federation.simulation import simulate_study
 from fedsante.launcher import Deployment
 from fedsante.lifecycle import example_spec, release_outputs

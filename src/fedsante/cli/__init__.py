@@ -48,7 +48,7 @@ def demo(
     from pydantic import ValidationError
 
     from fedsante.demo import run_demo
-    from fedsante.federation.params import LogRegParams
+    from fedsante.algorithms.logreg.params import LogRegParams
 
     try:
         params = LogRegParams.model_validate(parse_params(param))

@@ -29,7 +29,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from fedsante.desk.registry import ALGORITHM_PARAMS, ProjectSpec, Report, algorithm_params
 from fedsante.errors import ConfigError, DataError, field_problems
-from fedsante.federation.catalogue import CATALOGUE
+from fedsante.algorithms.catalogue import catalogue
 
 Problem = tuple[str, str]
 """One reason a check fails: (English, French)."""
@@ -243,8 +243,8 @@ def reports_requested(spec: ProjectSpec, params: dict, charter: Charter, today: 
 
 
 def algorithm(spec: ProjectSpec, params: dict, charter: Charter, today: date) -> list[Problem]:
-    if spec.algorithm not in CATALOGUE:
-        known = ", ".join(sorted(CATALOGUE))
+    if spec.algorithm not in catalogue():
+        known = ", ".join(sorted(catalogue()))
         return [(f"algorithm {spec.algorithm!r} is not in the catalogue (available: {known})",
                  f"algorithm {spec.algorithm!r} n'est pas au catalogue (disponibles : {known})")]
     try:

@@ -18,7 +18,7 @@ from fedsante.desk.db import Account, Approval, Organisation, Project, ProjectEv
 from fedsante.desk.registry import ProjectSpec, algorithm_params
 from fedsante.errors import Conflict, DataError, Forbidden, NotFound
 from fedsante.federation.approval import ApprovalDocument, CharterRef, DatasetScope, SignedApproval, iso
-from fedsante.federation.catalogue import get_algorithm
+from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.federation.keys import canonical_json, sign
 
 STATUSES = ("draft", "submitted", "in_review", "changes_requested", "approved", "rejected",

@@ -22,8 +22,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator
 
 from fedsante.errors import ConfigError, DataError, field_problems
-from fedsante.federation.catalogue import get_algorithm
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.catalogue import get_algorithm
+from fedsante.algorithms.logreg.params import LogRegParams
 
 ALGORITHM_PARAMS: dict[str, type[BaseModel]] = {"logreg": LogRegParams}
 """The parameters model of each catalogue algorithm."""

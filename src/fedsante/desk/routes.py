@@ -21,7 +21,7 @@ from fedsante.desk.db import Account, Approval, Node, Organisation, Run, TaskRec
 from fedsante.desk.release import automatic_checks, release, releasers_of, visible
 from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
 from fedsante.errors import BadRequest, Conflict, Forbidden, NotFound
-from fedsante.federation.catalogue import CATALOGUE
+from fedsante.algorithms.catalogue import catalogue
 from fedsante.federation.keys import parse_public_key
 
 router = APIRouter()
@@ -198,7 +198,7 @@ def list_nodes(request: Request, _who: Anyone) -> list[dict]:
 @api.get("/algorithms", tags=["runs"])
 def list_algorithms(_who: Anyone) -> list[dict]:
     """The catalogue this desk's fedsante version offers, with code hashes."""
-    return [{**a.ref().model_dump(), "description": a.description} for a in CATALOGUE.values()]
+    return [{**a.ref().model_dump(), "description": a.description} for a in catalogue().values()]
 
 
 @api.post("/runs", status_code=201, response_model=RunOut, tags=["runs"])

@@ -12,19 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from fedsante.data.heart import FEATURES, feature_bounds
+from fedsante.algorithms.base import Algorithm, AlgorithmParams
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Node, Run, TaskRecord, utcnow
 from fedsante.errors import BadRequest, Conflict, FedsanteError, Forbidden, NotFound, field_problems
 from fedsante.federation.approval import ApprovalDocument, bounds_problem
 from fedsante.federation.broker import Broker
-from fedsante.federation.catalogue import get_algorithm
-from fedsante.federation.coordinator import RunOutcome, RunPlan, run_study
+from fedsante.algorithms.catalogue import get_algorithm
+from fedsante.federation.coordinator import RunOutcome, RunPlan, run_algorithm
 from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
-from fedsante.federation.params import DERIVED, LogRegParams
 from fedsante.privacy.accountant import BudgetExceeded
-from fedsante.node.evaluation import release_sensitivity
 from fedsante.reports.fairness import attributes as fairness_attributes
 
 log = logging.getLogger("fedsante.desk")
@@ -68,15 +67,17 @@ class RunService:
             if outside:
                 raise Forbidden(f"Node(s) {', '.join(outside)} are not in approval {document.approval_id} "
                                 f"(approved: {', '.join(scope)}).")
-            params = _params(document, overrides, len(nodes), self.desk.settings.allow_exact_runs)
-            known = set(session.scalars(select(Node.id).where(Node.id.in_(nodes))))
-            unknown = [n for n in nodes if n not in known]
+            algorithm = get_algorithm(document.algorithm.id)
+            params = _params(algorithm, document, overrides, len(nodes), self.desk.settings.allow_exact_runs)
+            names = {node.id: node.hospital_name or node.id
+                     for node in session.scalars(select(Node).where(Node.id.in_(nodes)))}
+            unknown = [n for n in nodes if n not in names]
             if unknown:
                 raise NotFound(f"Node(s) {', '.join(unknown)} are not registered at this desk.")
             if len(nodes) < 2:
                 raise BadRequest(f"A run needs at least 2 hospitals; got {nodes}. With one, secure aggregation could "
                                  "not hide its model updates from the desk.")
-            installed = get_algorithm(document.algorithm.id).ref()
+            installed = algorithm.ref()
             if installed != document.algorithm:
                 raise Conflict(f"Approval {document.approval_id} names {document.algorithm.id} code hash "
                                f"{document.algorithm.code_hash[:12]}..., the desk runs {installed.code_hash[:12]}...; "
@@ -96,8 +97,8 @@ class RunService:
         plan = RunPlan(run_id=run.id, nodes=tuple(nodes), algorithm=installed, params=params,
                        n_features=len(FEATURES), round_timeout=self.round_timeout, project=reference,
                        approval=approval, seal=self._seal, secure=self.desk.settings.secure_aggregation,
-                       bounds=feature_bounds())
-        self._tasks[run.id] = (asyncio.get_running_loop().create_task(self._drive(plan)), project.id)
+                       bounds=feature_bounds(), group_counts=_group_counts(params), names=names)
+        self._tasks[run.id] = (asyncio.get_running_loop().create_task(self._drive(algorithm, plan)), project.id)
         return run
 
     def _seal(self, task: Task) -> Task:
@@ -105,17 +106,18 @@ class RunService:
         task = task.model_copy(update={"desk_key_id": info.key_id})
         return task.model_copy(update={"desk_signature": sign(key, canonical_json(task.signed_content()))})
 
-    async def _drive(self, plan: RunPlan) -> None:
+    async def _drive(self, algorithm: Algorithm, plan: RunPlan) -> None:
         try:
-            outcome = await run_study(plan, self.broker, lambda kind, **data: self._on_event(plan, kind, data))
+            outcome = await run_algorithm(algorithm, plan, self.broker,
+                                          lambda kind, **data: self._on_event(plan, kind, data))
         except FedsanteError as exc:
             self._finish(plan.run_id, "failed", error=exc.message)
         except asyncio.CancelledError:
             self._finish(plan.run_id, "failed", error="The desk stopped during the run.")
             raise
         else:
-            self._finish(plan.run_id, "completed", result=_serialise(
-                outcome, fairness_layout(plan.params, self.desk.charter.policy.fairness_gap_threshold)))
+            self._finish(plan.run_id, "completed", result=_serialise(outcome, fairness_layout(
+                plan, self.desk.charter.policy.fairness_gap_threshold, outcome.subgroup_noise_sd)))
         finally:
             self._tasks.pop(plan.run_id, None)
 
@@ -123,6 +125,10 @@ class RunService:
         with self.sessions() as session:
             if kind == "round":
                 session.get(Run, plan.run_id).current_round = data["round"]
+            elif kind in ("left_out", "note"):
+                log.warning("run %s: %s", plan.run_id, data["reason"])
+                self.desk.record("desk", f"run.node_{kind}", plan.run_id, {"node": data["node"],
+                                                                         "reason": data["reason"]})
             elif kind == "result":
                 task: Task = data["task"]
                 result: TaskResult = data["result"]
@@ -186,18 +192,18 @@ def verify_result(public_key: str, result: TaskResult) -> bool:
     return verify(public_key, canonical_json(result.signed_content()), result.signature)
 
 
-def _params(document: ApprovalDocument, overrides: dict, n_nodes: int, allow_exact: bool = False) -> LogRegParams:
+def _params(algorithm: Algorithm, document: ApprovalDocument, overrides: dict, n_nodes: int,
+            allow_exact: bool = False) -> AlgorithmParams:
     """The approved parameters with the run's changes, validated, checked against the bounds and the budget.
 
-    Under DP the noise multipliers left unset are calibrated so that the run spends the approval's
-    epsilon at its delta; a run that would spend more is refused with the numbers.
+    Under DP the parameters the algorithm derives (noise multipliers) are set so that the run spends the
+    approval's epsilon at its delta; a run that would spend more is refused with the numbers.
     """
     try:
-        params = LogRegParams.model_validate({**document.parameters, **overrides})
-    except ValidationError as exc:
-        errors = field_problems(exc, prefix="params.")
-        raise BadRequest("Invalid run parameters: " + "; ".join(errors), errors=errors) from None
-    problem = bounds_problem(document, params.model_dump(), DERIVED)
+        params = algorithm.parameters({**document.parameters, **overrides})
+    except BadRequest as exc:
+        raise BadRequest("Invalid run parameters: " + "; ".join(exc.errors), errors=exc.errors) from None
+    problem = bounds_problem(document, params.model_dump(), algorithm.params_model.DERIVED)
     if problem:
         raise Forbidden(f"Run refused: {problem}.")
     if not params.dp and allow_exact:
@@ -207,31 +213,35 @@ def _params(document: ApprovalDocument, overrides: dict, n_nodes: int, allow_exa
                         "private within its approval's epsilon and delta.")
     if document.epsilon is None or not document.delta:
         raise Forbidden(f"Run refused: approval {document.approval_id} fixes no privacy budget (epsilon, delta > 0).")
-    if params.dp and params.noise_shares is None:  # client-level updates and subgroup sums share their noise
-        params = params.model_copy(update={"noise_shares": n_nodes // 2 + 1})  # the secure aggregation threshold
     try:
-        return params.within_budget(document.epsilon, document.delta)
+        return params.for_run(epsilon=document.epsilon, delta=document.delta, n_nodes=n_nodes)
     except BudgetExceeded as exc:
         raise BudgetExceeded(f"Run refused: {exc.message}") from None
 
 
-def privacy_summary(params: LogRegParams, document: ApprovalDocument) -> dict:
+def privacy_summary(params: AlgorithmParams, document: ApprovalDocument) -> dict:
     """What the run spends at each node, release by release, against the approval (public with the run)."""
     if not params.dp:
         return {"mechanism": "none", "epsilon": None, "delta": None, "approved_epsilon": document.epsilon, "ledger": []}
     delta = document.delta
     plan = params.privacy_plan()
-    return {"mechanism": params.privacy, "epsilon": plan.epsilon(delta), "delta": delta,
+    return {"mechanism": params.mechanism, "epsilon": plan.epsilon(delta), "delta": delta,
             "approved_epsilon": document.epsilon, "ledger": plan.ledger(delta)}
 
 
-def fairness_layout(params: LogRegParams, threshold: float) -> dict:
+def _attributes(params: AlgorithmParams):
+    return fairness_attributes(getattr(params, "attribute_names", []))
+
+
+def _group_counts(params: AlgorithmParams) -> tuple[int, ...]:
+    return tuple(len(a.labels) for a in _attributes(params))
+
+
+def fairness_layout(plan: RunPlan, threshold: float, noise_sd: float | None = None) -> dict:
     """How to read the subgroup sums: attributes and groups in order, the charter's threshold, and under DP the
-    standard deviation of the noise on each summed count."""
-    attributes = fairness_attributes(params.attribute_names)
-    noise = params.evaluation_noise_multiplier * release_sensitivity(len(attributes)) if params.dp else None
-    return {"threshold": threshold, "noise_sd": noise, "attributes": [
-        {"name": a.name, "feature": a.feature, "groups": list(a.labels)} for a in attributes]}
+    standard deviation of the noise on each summed count (as the algorithm's plan reports it)."""
+    return {"threshold": threshold, "noise_sd": noise_sd, "attributes": [
+        {"name": a.name, "feature": a.feature, "groups": list(a.labels)} for a in _attributes(plan.params)]}
 
 
 def _serialise(outcome: RunOutcome, fairness: dict) -> dict:
@@ -249,4 +259,6 @@ def _serialise(outcome: RunOutcome, fairness: dict) -> dict:
         "train_n": outcome.train_n,
         "round_seconds": outcome.round_seconds,
         "secure_setup_seconds": outcome.setup_seconds,
+        "left_out": outcome.left_out,
+        "notes": outcome.notes,
     }

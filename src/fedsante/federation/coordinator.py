@@ -1,7 +1,14 @@
-"""The desk's side of a federated run: stages, rounds, validation of replies, aggregation.
+"""The desk's side of a federated run, whatever the algorithm: stages, feasibility, validation of replies.
 
-It talks to nodes only through a :class:`~fedsante.federation.broker.Broker`, and reports progress
-through an ``on_event`` callback, so the same code runs in the desk service and in simulation.
+It talks to nodes only through a :class:`~fedsante.federation.broker.Broker` and reports progress
+through an ``on_event`` callback, so the same code runs in the desk service and in simulation. An
+algorithm's plan (:meth:`fedsante.algorithms.base.Algorithm.run`) drives the run through a
+:class:`RunContext`: plain stages, secure-aggregation set-up and secure sums.
+
+Every run opens with the ``feasibility`` stage (:mod:`fedsante.federation.feasibility`): each node says,
+from its true counts, whether it meets the approval's k_min, with reason codes and never a count. Nodes
+below are left out before anything is computed or spent; the run goes on if the secure-aggregation
+threshold of hospitals remains, else it fails at once.
 """
 
 from __future__ import annotations
@@ -11,24 +18,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from fedsante.errors import RunFailed
-from fedsante.federation.broker import Broker
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
+from fedsante.federation.broker import Broker
+from fedsante.federation.feasibility import FEASIBILITY, describe, read_reply
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.federation.secure import moments_config, round_config, secure_round, setup, subgroups_config
-from fedsante.federation.params import LogRegParams
-from fedsante.learning.logistic import Params, init_params
-from fedsante.learning.scaling import Moments, Scaler, combine
-from fedsante.learning.strategy import FedAvg, sum_params
-from fedsante.node.evaluation import IMPORTANCE, STATS
-from fedsante.reports.fairness import attributes as fairness_attributes
-from fedsante.privacy.dp import private_scaler, range_scaler
-from fedsante.reports.performance import BINS
+from fedsante.federation.secure import SecureRun, secure_round, setup
+from fedsante.privacy.secagg import SecAggConfig
 
-GROUP_WIDTH = 4 * BINS + 2  # one GroupStats vector per subgroup
 OnEvent = Callable[..., None]
 Shapes = dict[str, tuple[int, ...]]
 
@@ -38,34 +39,45 @@ class RunPlan:
     run_id: str
     nodes: tuple[str, ...]
     algorithm: AlgorithmRef
-    params: LogRegParams
+    params: Any  # the algorithm's validated parameters (an AlgorithmParams model)
     n_features: int
     round_timeout: float = 30.0
     project: str = ""
     approval: SignedApproval | None = None
     seal: Callable[[Task], Task] | None = None  # the desk signs every task it sends
-    secure: bool = True  # fit rounds by secure aggregation: the desk sees only the sum
+    secure: bool = True  # updates by secure aggregation: the desk sees only sums
     bounds: tuple[np.ndarray, np.ndarray] | None = None  # public feature ranges (DP scaling, 'bounds' scaling)
+    group_counts: tuple[int, ...] = ()  # groups of each fairness attribute of the study, in order
+    names: dict[str, str] = field(default_factory=dict)  # node id -> hospital name, for messages
+
+    def threshold(self) -> int:
+        """Hospitals that must remain: a majority of those planned (secure aggregation), and at least 2."""
+        return max(2, len(self.nodes) // 2 + 1)
 
 
 @dataclass
 class RunOutcome:
-    params: Params
-    scaler: Scaler | None
-    node_metrics: dict[str, dict[str, float]]
+    """What an algorithm's plan returns to the desk (turned into the typed run result)."""
+
+    params: dict[str, np.ndarray]
+    scaler: Any | None
+    node_metrics: dict[str, dict[str, float | None]]
     round_seconds: list[float] = field(default_factory=list)
     train_n: dict[str, float] = field(default_factory=dict)
     setup_seconds: float = 0.0  # secure aggregation's one-off set-up of every round's keys and shares
-    node_stats: dict[str, list[float]] = field(default_factory=dict)  # evaluation statistics (reports.performance)
-    node_evaluation: dict[str, dict[str, list]] = field(default_factory=dict)  # importance (node.evaluation)
+    node_stats: dict[str, list[float]] = field(default_factory=dict)  # evaluation statistics per hospital
+    node_evaluation: dict[str, dict[str, list]] = field(default_factory=dict)  # e.g. permutation importance
     subgroup_stats: list[list[float]] = field(default_factory=list)  # per subgroup, summed over subgroup_sites
     subgroup_sites: list[str] = field(default_factory=list)
+    subgroup_noise_sd: float | None = None  # under DP, the noise standard deviation of each summed subgroup count
+    left_out: dict[str, str] = field(default_factory=dict)  # node -> plain reason, from the feasibility stage
+    notes: dict[str, list[str]] = field(default_factory=dict)  # node -> plain notes (a class under k_min...)
 
 
 @dataclass(frozen=True)
 class Reply:
     arrays: dict[str, np.ndarray]
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]
     payload: dict = field(default_factory=dict)
 
 
@@ -73,100 +85,86 @@ def _ignore(*_args: object, **_kwargs: object) -> None:
     return None
 
 
-async def run_study(plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) -> RunOutcome:
-    """Run moments (with global scaling), ``rounds`` FedAvg rounds, then an evaluation."""
-    _check_connected(plan, broker)
-    d = plan.n_features
-    extra: dict[str, np.ndarray] = {}
-    scaler = None
-    strategy = FedAvg(server_lr=plan.params.server_lr)
-    params = init_params(d)
-    shapes = {k: v.shape for k, v in params.items()}
-    round_seconds, train_n, setup_seconds = [], {}, 0.0
-    active = list(plan.nodes)
-    rounds = list(range(1, plan.params.rounds + 1))
-    groups = sum(len(a.labels) for a in fairness_attributes(plan.params.attribute_names)) if plan.secure else 0
-    subgroup_round = plan.params.rounds + 2  # after the evaluation (rounds + 1)
-    global_scaling = plan.params.scaling == "global"
-    if plan.secure:
-        async def stage(kind, nodes, payloads, quorum, *, arrays=None, r=0):
-            return await _stage(plan, broker, kind, r, {**arrays, **extra} if arrays else {}, {}, on_event,
-                                nodes=nodes, payloads=payloads, quorum=quorum)
-        configs = {r: round_config(len(active), sum(v.size for v in params.values())) for r in rounds}
-        if global_scaling:
-            configs[0] = moments_config(len(active), d)
-        if groups:
-            configs[subgroup_round] = subgroups_config(len(active), groups * GROUP_WIDTH)
+@dataclass
+class RunContext:
+    """What an algorithm's desk-side plan drives a run with. ``nodes`` are the hospitals still taking part."""
+
+    plan: RunPlan
+    broker: Broker
+    on_event: OnEvent = _ignore
+    nodes: list[str] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    secure_state: SecureRun | None = None
+    setup_seconds: float = 0.0
+
+    async def stage(self, kind: str, round_number: int, arrays: dict[str, np.ndarray] | None = None,
+                    expected: Shapes | None = None, *, nodes: list[str] | None = None,
+                    payloads: dict[str, dict] | None = None, quorum: int | None = None,
+                    need_n: bool = False) -> dict[str, Reply]:
+        """One task per node (default: every node taking part), replies validated (see :func:`run_stage`)."""
+        return await run_stage(self.plan, self.broker, kind, round_number, arrays or {}, expected or {},
+                               self.on_event, nodes=self.nodes if nodes is None else nodes,
+                               payloads=payloads, quorum=quorum, need_n=need_n)
+
+    async def secure_setup(self, configs: dict[int, SecAggConfig]) -> None:
+        """Keys and sealed shares for every secure round of the run (``configs``: round -> settings)."""
         started = time.perf_counter()
-        secure, active = await setup(stage, active, configs)
-        setup_seconds = time.perf_counter() - started
-    if global_scaling and plan.secure:  # the desk learns only the sums over hospitals
-        summed, active = await secure_round(stage, secure, 0, active, {}, kind="moments")
-        scaler = _global_scaler(plan, [Moments(n=int(round(summed[0])), total=summed[1:1 + d],
-                                               total_sq=summed[1 + d:])])
-    elif global_scaling:
-        replies = await _stage(plan, broker, "moments", 0, {}, {"n": (1,), "total": (d,), "total_sq": (d,)}, on_event)
-        scaler = _global_scaler(plan, [
-            Moments(n=int(r.arrays["n"][0]), total=r.arrays["total"], total_sq=r.arrays["total_sq"])
-            for r in replies.values()
-        ])
-    elif plan.params.scaling == "bounds" and plan.bounds is not None:
-        scaler = range_scaler(*plan.bounds)
-    if global_scaling:
-        extra = {"mean": scaler.mean, "scale": scaler.scale}
-    for round_number in rounds:
-        started = time.perf_counter()
-        if plan.secure:
-            total, active = await secure_round(
-                lambda *a, **k: stage(*a, **k, r=round_number), secure, round_number, active, params)
-            summed = _unflatten(total[:-1], shapes)
-            total_weight = float(round(total[-1]))  # a sum of patient counts
-            train_n = {"secure sum": total_weight}
-        else:
-            replies = await _stage(plan, broker, "fit", round_number, {**params, **extra}, shapes, on_event)
-            train_n = {node: r.metrics["n"] for node, r in replies.items()}
-            total_weight = sum(train_n.values())
-            summed = sum_params([r.arrays for r in replies.values()])
-        params = strategy.aggregate_fit(params, summed, total_weight)
-        round_seconds.append(time.perf_counter() - started)
-        on_event("round", round=round_number, rounds=plan.params.rounds, seconds=round_seconds[-1])
-    replies = await _stage(plan, broker, "evaluate", plan.params.rounds + 1, {**params, **extra}, {}, on_event,
-                           nodes=active)
-    metrics = {node: reply.metrics for node, reply in replies.items()}
-    stats = {node: reply.arrays[STATS].tolist() for node, reply in replies.items() if STATS in reply.arrays}
-    evaluation = {node: {IMPORTANCE: reply.arrays[IMPORTANCE].tolist()} for node, reply in replies.items()
-                  if IMPORTANCE in reply.arrays}
-    outcome = RunOutcome(params=params, scaler=scaler, node_metrics=metrics, round_seconds=round_seconds,
-                         train_n=train_n, setup_seconds=setup_seconds, node_stats=stats, node_evaluation=evaluation)
-    if groups:  # the subgroups' statistics, summed over the hospitals by secure aggregation
-        summed, sites = await secure_round(lambda *a, **k: stage(*a, **k, r=subgroup_round), secure, subgroup_round,
-                                           active, params, kind="subgroups")
-        outcome.subgroup_stats = summed[:-1].reshape(groups, GROUP_WIDTH).tolist()
-        outcome.subgroup_sites = sites
-        on_event("subgroups", nodes=sites)
+
+        async def stage(kind, nodes, payloads, quorum, *, arrays=None):
+            return await self.stage(kind, 0, arrays, nodes=nodes, payloads=payloads, quorum=quorum)
+
+        self.secure_state, self.nodes = await setup(stage, self.nodes, configs)
+        self.setup_seconds = time.perf_counter() - started
+
+    async def secure_sum(self, kind: str, round_number: int, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """The sum over the nodes of what each releases for ``kind`` (the desk never holds one node's vector).
+
+        Nodes that drop out are left out of the rest of the run; below the threshold the round fails.
+        """
+        if self.secure_state is None:
+            raise RunFailed(f"Run {self.plan.run_id}: a secure sum was asked before the secure-aggregation set-up.")
+
+        async def stage(kind_, nodes, payloads, quorum, *, arrays=None):
+            return await self.stage(kind_, round_number, arrays, nodes=nodes, payloads=payloads, quorum=quorum)
+
+        total, self.nodes = await secure_round(stage, self.secure_state, round_number, self.nodes, arrays, kind=kind)
+        return total
+
+
+async def run_algorithm(algorithm, plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) -> RunOutcome:
+    """Check that every node is connected, run the feasibility stage, then the algorithm's plan."""
+    check_connected(plan, broker)
+    context = RunContext(plan=plan, broker=broker, on_event=on_event, nodes=list(plan.nodes))
+    await feasibility(context)
+    outcome = await algorithm.run(context)
+    outcome.left_out, outcome.notes = dict(context.left_out), dict(context.notes)
     return outcome
 
 
-def _global_scaler(plan: RunPlan, parts: list[Moments]) -> Scaler:
-    """Global standardisation; under DP from noisy moments, kept sane by the public bounds."""
-    if plan.params.dp:
-        if plan.bounds is None:
-            raise RunFailed(f"Run {plan.run_id}: global scaling under differential privacy needs the public "
-                            "feature bounds of the dataset.")
-        return private_scaler(parts, *plan.bounds)
-    return combine(parts)
+async def feasibility(context: RunContext) -> None:
+    """Leave out the nodes below k_min before anything is computed; fail at once if too few remain."""
+    plan = context.plan
+    replies = await context.stage(FEASIBILITY, 0)
+    for node, reply in replies.items():
+        meets, code, notes = read_reply(reply.payload)
+        hospital = plan.names.get(node, node)
+        if not meets:
+            context.left_out[node] = describe(hospital, code, plan.approval)
+        for note in notes:
+            context.notes.setdefault(node, []).append(describe(hospital, note, plan.approval))
+            context.on_event("note", node=node, reason=context.notes[node][-1])
+    context.nodes = [n for n in context.nodes if n not in context.left_out]
+    for node, reason in context.left_out.items():
+        context.on_event("left_out", node=node, reason=reason)
+    if len(context.nodes) < plan.threshold():
+        reasons = " ".join(context.left_out.values())
+        raise RunFailed(f"Run {plan.run_id} cannot go on: {len(context.nodes)} of {len(plan.nodes)} hospitals meet "
+                        f"the approval's minimum counts, {plan.threshold()} needed. {reasons} Nothing was computed "
+                        "and no privacy budget was spent.")
 
 
-def _unflatten(flat: np.ndarray, shapes: Shapes) -> Params:
-    out, start = {}, 0
-    for key, shape in sorted(shapes.items()):  # nodes flatten their update in sorted key order
-        size = int(np.prod(shape))
-        out[key] = flat[start:start + size].reshape(shape)
-        start += size
-    return out
-
-
-def _check_connected(plan: RunPlan, broker: Broker) -> None:
+def check_connected(plan: RunPlan, broker: Broker) -> None:
     absent = [node for node in plan.nodes if not broker.connected(node)]
     if absent:
         details = []
@@ -179,15 +177,16 @@ def _check_connected(plan: RunPlan, broker: Broker) -> None:
         )
 
 
-async def _stage(
+async def run_stage(
     plan: RunPlan, broker: Broker, kind: str, round_number: int,
     arrays: dict[str, np.ndarray], expected: Shapes, on_event: OnEvent, *,
-    nodes: list[str] | None = None, payloads: dict[str, dict] | None = None, quorum: int | None = None,
+    nodes: list[str], payloads: dict[str, dict] | None = None, quorum: int | None = None, need_n: bool = False,
 ) -> dict[str, Reply]:
-    """Send one task to every node, wait for the replies, validate them.
+    """Send one task to every node of ``nodes``, wait for the replies, validate them.
 
     Without ``quorum`` every node must answer in time; with it, the stage goes on with the nodes that
-    answered if they are at least ``quorum`` (secure aggregation tolerates dropouts).
+    answered if they are at least ``quorum`` (secure aggregation tolerates dropouts). ``need_n``: each
+    reply must carry a positive patient count ``n``.
     """
     seal = plan.seal or (lambda task: task)
     packed = pack(arrays)
@@ -197,7 +196,7 @@ async def _stage(
             algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=packed, approval=plan.approval,
             payload=(payloads or {}).get(node, {}),
         ))
-        for node in (plan.nodes if nodes is None else nodes)
+        for node in nodes
     }
     futures = {node: broker.submit(node, task) for node, task in tasks.items()}
     await asyncio.wait(futures.values(), timeout=plan.round_timeout)
@@ -216,7 +215,7 @@ async def _stage(
         if node in late:
             continue
         result: TaskResult = future.result()
-        reason = _problem(result, expected, need_n=kind == "evaluate" or (kind in ("moments", "fit") and not quorum))
+        reason = reply_problem(result, expected, need_n=need_n)
         on_event("result", node=node, task=tasks[node], result=result, rejected=reason)
         if reason:
             raise RunFailed(f"Run {plan.run_id}, {kind} of round {round_number}: node {node} {reason}")
@@ -224,11 +223,11 @@ async def _stage(
     return replies
 
 
-def _problem(result: TaskResult, expected: Shapes, *, need_n: bool = True) -> str | None:
+def reply_problem(result: TaskResult, expected: Shapes, *, need_n: bool = True) -> str | None:
     """Why a reply cannot be aggregated, or None if it can."""
     if not result.ok:
         return f"refused the task: {result.error}"
-    if need_n and ("n" not in result.metrics or not result.metrics["n"] > 0):
+    if need_n and not (result.metrics.get("n") or 0) > 0:
         return "sent no positive sample count 'n'."
     if expected and set(result.arrays) != set(expected):
         return f"sent arrays {sorted(result.arrays)}, expected {sorted(expected)}."

@@ -7,16 +7,17 @@ run (id, version and code hash), its parameters and the arrays it needs (the glo
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 
 __all__ = ["AlgorithmRef", "ArrayPayload", "Task", "TaskResult", "pack", "unpack"]
 PROTOCOL_VERSION = 1
-TaskKind = Literal["moments", "fit", "evaluate", "subgroups", "secagg_keys", "secagg_shares", "secagg_unmask"]
+TaskKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+"""A stage of the generic runner (``feasibility``, ``secagg_*``) or of the algorithm's plan (``fit``...)."""
 Scalar = float | int | str | bool
 
 

@@ -15,20 +15,19 @@ import httpx
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedsante.algorithms.catalogue import get_algorithm, installed
 from fedsante.audit import AuditLog
 from fedsante.data.heart import HospitalTable
 from fedsante.errors import ConfigError, FedsanteError, Forbidden
-from fedsante.federation.approval import AlgorithmRef
 from fedsante.federation.auth import sign_request
-from fedsante.federation.catalogue import CATALOGUE
+from fedsante.federation.feasibility import FEASIBILITY
 from fedsante.federation.keys import canonical_json, sha256_hex, sign
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.node.executor import execute
-from fedsante.federation.params import LogRegParams
+from fedsante.node.feasibility import feasibility_payload
 from fedsante.node.guard import approval_problems, privacy_problem, task_problem
 from fedsante.node.ledger import DEBIT, KINDS, PrivacyLedger, debit, made
 from fedsante.node.objections import Objections
-from fedsante.node.outputs import release_outputs
+from fedsante.node.outputs import Release, release_outputs
 from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
 from fedsante.reports.carbon import ComputeMeter
@@ -36,11 +35,6 @@ from fedsante.reports.carbon import ComputeMeter
 log = logging.getLogger("fedsante.node")
 TASKS_PATH = "/api/v1/node/tasks/next"
 RESULTS_PATH = "/api/v1/node/results"
-
-
-def installed_algorithms() -> dict[str, AlgorithmRef]:
-    """The catalogue as installed at this hospital: id -> (id, version, code hash)."""
-    return {algorithm_id: algorithm.ref() for algorithm_id, algorithm in CATALOGUE.items()}
 
 
 @dataclass
@@ -68,9 +62,11 @@ class NodeGuard:
             return exc.message
         if task.approval and task.approval.document.approval_id not in acceptances:
             acceptances = self._auto_accept(task, policy, now or datetime.now(UTC)) or acceptances
+        catalogue = installed()
+        derived = get_algorithm(task.algorithm.id).params_model.DERIVED if task.algorithm.id in catalogue else ()
         return task_problem(task, node_id=self.node_id, dataset=self.dataset, policy=policy,
-                            acceptances=acceptances, installed=installed_algorithms(),
-                            now=now or datetime.now(UTC)) or self._privacy_problem(task, policy)
+                            acceptances=acceptances, installed=catalogue, now=now or datetime.now(UTC),
+                            derived=derived) or self._privacy_problem(task, policy)
 
     def _privacy_problem(self, task: Task, policy: NodePolicy) -> str | None:
         """Recompute what the run spends here; refuse beyond the approval or this dataset's remaining budget."""
@@ -78,13 +74,13 @@ class NodeGuard:
             return None  # key exchange releases nothing about the data
         if self.ledger is None:
             self.ledger = PrivacyLedger(self.audit)
-        return privacy_problem(task, dataset=self.dataset, policy=policy,
+        return privacy_problem(task, get_algorithm(task.algorithm.id).params_model, dataset=self.dataset, policy=policy,
                                spent=self.ledger.spent(self.dataset, excluding_run=task.run_id),
                                made=self.ledger.releases(self.dataset, task.run_id))
 
     def debit(self, task: Task) -> dict | None:
         """The ledger debit of the release this task made (None for privacy 'none' or a key exchange)."""
-        params = LogRegParams.model_validate(task.params)
+        params = get_algorithm(task.algorithm.id).params_model.model_validate(task.params)
         if not params.dp or task.kind not in KINDS:
             return None
         delta, plan = task.approval.document.delta, params.privacy_plan()
@@ -118,7 +114,7 @@ class NodeGuard:
                 and doc.epsilon is not None and doc.epsilon <= rule.max_epsilon):
             return None
         if approval_problems(task.approval, node_id=self.node_id, dataset=self.dataset, policy=policy,
-                             installed=installed_algorithms(), now=now):
+                             installed=installed(), now=now):
             return None  # the task check will name the problems
         entry = self.acceptances.decide(task.approval, "accepted", "policy:auto_accept", "within auto-accept limits")
         self.audit.append("policy:auto_accept", "approval.accepted", doc.approval_id,
@@ -151,15 +147,12 @@ class NodeAgent:
         self._energy = {}
         if error is None:
             try:
-                if task.kind.startswith("secagg_") or "forwarded" in task.payload:
+                if task.kind == FEASIBILITY:
+                    payload = feasibility_payload(self.table, self.guard.k_min(task))
+                elif task.kind.startswith("secagg_") or "forwarded" in task.payload:
                     payload = self.secure.handle(task, lambda: self._vector(task))
                 else:
-                    if task.kind == "fit" and self.guard.requires_secure_aggregation():
-                        raise Forbidden("this node sends model updates only under secure aggregation "
-                                        "(policy require_secure_aggregation = true)")
-                    if task.kind == "subgroups":
-                        raise Forbidden("subgroup statistics leave this node only summed with other hospitals' "
-                                        "by secure aggregation (k_min applies to the sums)")
+                    self._check_plain(task)
                     out, metrics, suppressed = self._compute(task)
                     arrays = pack(out)
             except (FedsanteError, ValueError) as exc:
@@ -183,11 +176,25 @@ class NodeAgent:
         signature = sign(self.key, canonical_json(result.signed_content()))
         return result.model_copy(update={"signature": signature})
 
+    def _check_plain(self, task: Task) -> None:
+        """Refuse to send in plain what leaves this node only summed with other hospitals'."""
+        algorithm = get_algorithm(task.algorithm.id)
+        if task.kind in algorithm.update_kinds and self.guard.requires_secure_aggregation():
+            raise Forbidden("this node sends model updates only under secure aggregation "
+                            "(policy require_secure_aggregation = true)")
+        if task.kind in algorithm.secure_kinds:
+            raise Forbidden(f"the {task.kind!r} statistics leave this node only summed with other hospitals' "
+                            "by secure aggregation (k_min applies to the sums)")
+
     def _compute(self, task: Task) -> tuple[dict, dict, list[str]]:
         """Run the task on the local table and pass its outputs through disclosure control."""
         k_min = self.guard.k_min(task)
-        run = functools.partial(execute, task.kind, dict(task.params), unpack(task.arrays), self.table,
-                                node_id=self.node_id, round_number=task.round)
+        algorithm = get_algorithm(task.algorithm.id)
+        if task.kind not in algorithm.kinds:
+            raise Forbidden(f"algorithm {algorithm.id!r} has no task kind {task.kind!r} "
+                            f"(it has {', '.join(sorted(algorithm.kinds))})")
+        run = functools.partial(algorithm.execute, task.kind, algorithm.parameters(task.params),
+                                unpack(task.arrays), self.table, node_id=self.node_id, round_number=task.round)
         if self.meter is None:
             out, metrics = run()
         else:
@@ -195,16 +202,17 @@ class NodeAgent:
                 out, metrics = run()
             self._energy = measured.record.as_dict()
         y_test = self.table.part("test")[1]
-        return release_outputs(task.kind, out, metrics, n_train=len(self.table.part("train")[1]),
+        release = Release(test=task.kind in algorithm.test_kinds, fixed=algorithm.fixed_arrays,
+                          per_class=algorithm.per_class_metrics, evaluation=task.kind in algorithm.evaluation_kinds,
+                          class_arrays=algorithm.class_arrays)
+        return release_outputs(release, out, metrics, n_train=len(self.table.part("train")[1]),
                                n_test=len(y_test), n_total=len(self.table.y), k_min=k_min,
                                group=self.node_id, n_positive=int(np.sum(y_test == 1)))
 
     def _vector(self, task: Task) -> np.ndarray:
-        """What secure aggregation masks: moments as n, sums, sums of squares; an update then its weight n."""
+        """What secure aggregation masks (the algorithm's codec), after disclosure control."""
         out, metrics, _ = self._compute(task)
-        if task.kind == "moments":
-            return np.concatenate([out["n"], out["total"], out["total_sq"]])
-        return np.concatenate([*(np.ravel(out[k]) for k in sorted(out)), [float(metrics["n"])]])
+        return get_algorithm(task.algorithm.id).secure_vector(task.kind, out, metrics)
 
     async def poll_once(self) -> bool:
         """One long-poll; handles the task if one came. Returns True when a task was handled."""

@@ -16,7 +16,7 @@ from fedsante.errors import field_problems
 from fedsante.federation.approval import AlgorithmRef, SignedApproval, bounds_problem, signature_problem
 from fedsante.federation.keys import canonical_json, verify
 from fedsante.federation.messages import Task
-from fedsante.federation.params import DERIVED, LogRegParams
+from fedsante.algorithms.base import AlgorithmParams
 from fedsante.node.ledger import planned
 from fedsante.node.policy import NodePolicy
 
@@ -65,7 +65,7 @@ def approval_problems(signed: SignedApproval, *, node_id: str, dataset: str, pol
 
 
 def task_problem(task: Task, *, node_id: str, dataset: str, policy: NodePolicy, acceptances: dict[str, dict],
-                 installed: dict[str, AlgorithmRef], now: datetime) -> str | None:
+                 installed: dict[str, AlgorithmRef], now: datetime, derived: tuple[str, ...] = ()) -> str | None:
     """The first reason to refuse ``task``, or None when every check passes."""
     trusted = policy.trusted()
     if task.approval is None:
@@ -95,11 +95,11 @@ def task_problem(task: Task, *, node_id: str, dataset: str, policy: NodePolicy, 
     if task.algorithm != doc.algorithm:
         return (f"the task asks for {task.algorithm.id} code hash {task.algorithm.code_hash[:12]}..., approval "
                 f"{doc.approval_id} allows {doc.algorithm.code_hash[:12]}...")
-    return bounds_problem(doc, dict(task.params), DERIVED)
+    return bounds_problem(doc, dict(task.params), derived)
 
 
-def privacy_problem(task: Task, *, dataset: str, policy: NodePolicy, spent: float,
-                    made: dict[str, int] | None = None) -> str | None:
+def privacy_problem(task: Task, params_model: type[AlgorithmParams], *, dataset: str, policy: NodePolicy,
+                    spent: float, made: dict[str, int] | None = None) -> str | None:
     """Why the run's privacy spending must not go on here: recomputed by this node, never taken from the desk.
 
     ``spent`` is the epsilon already spent on ``dataset`` by other runs and ``made`` the releases of each
@@ -107,7 +107,7 @@ def privacy_problem(task: Task, *, dataset: str, policy: NodePolicy, spent: floa
     refused, so a desk cannot spend more by sending a task twice.
     """
     try:
-        params = LogRegParams.model_validate(task.params)
+        params = params_model.model_validate(task.params)
     except ValidationError as exc:
         return f"invalid task parameters: {'; '.join(field_problems(exc))}"
     doc = task.approval.document

@@ -18,7 +18,8 @@ from fedsante.errors import ConfigError, DeskUnreachable, Forbidden
 from fedsante.federation.approval import AcceptanceNotice, SignedApproval, iso, key_id
 from fedsante.federation.auth import sign_request
 from fedsante.federation.keys import canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign
-from fedsante.node.agent import NodeGuard, installed_algorithms, raise_for_status
+from fedsante.algorithms.catalogue import installed
+from fedsante.node.agent import NodeGuard, raise_for_status
 from fedsante.node.config import NodeConfig, write_config
 from fedsante.node.guard import approval_problems
 from fedsante.node.ledger import PrivacyLedger
@@ -122,7 +123,7 @@ async def decide(cfg: NodeConfig, reference: str, decision: str, *, operator: st
     signed = await fetch_approval(cfg, reference, transport=transport)
     if decision == "accepted":
         problems = approval_problems(signed, node_id=cfg.node_id, dataset=cfg.dataset_name,
-                                     policy=load_policy(cfg.policy_path), installed=installed_algorithms(),
+                                     policy=load_policy(cfg.policy_path), installed=installed(),
                                      now=datetime.now(UTC))
         if problems:
             audit_log(cfg).append(operator, "approval.refused", signed.document.approval_id, {"problems": problems})

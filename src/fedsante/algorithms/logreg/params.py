@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from fedsante.algorithms.base import AlgorithmParams
 
 if TYPE_CHECKING:
     from fedsante.privacy.accountant import PrivacyPlan
@@ -16,7 +18,7 @@ DERIVED = ("noise_multiplier", "stats_noise_multiplier", "evaluation_noise_multi
 every node recomputes what they spend (:func:`fedsante.node.guard.privacy_problem`)."""
 
 
-class LogRegParams(BaseModel):
+class LogRegParams(AlgorithmParams):
     """Federated logistic regression. Defaults are tuned for DP at epsilon = 1 on Fed-Heart-Disease.
 
     Differential privacy is on by default (``privacy='record'``): the noise multipliers left unset
@@ -24,7 +26,7 @@ class LogRegParams(BaseModel):
     node recomputes what the run spends before it accepts any task (docs/privacy.md).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    DERIVED: ClassVar[tuple[str, ...]] = DERIVED
 
     rounds: int = Field(15, ge=1, le=1000, description="Number of FedAvg rounds.")
     local_steps: int = Field(10, ge=1, le=100_000, description="SGD steps at each node per round.")
@@ -89,6 +91,18 @@ class LogRegParams(BaseModel):
     @property
     def dp(self) -> bool:
         return self.privacy != "none"
+
+    @property
+    def mechanism(self) -> str:
+        return self.privacy
+
+    def for_run(self, *, epsilon: float | None, delta: float | None, n_nodes: int) -> LogRegParams:
+        """Client-level updates and subgroup sums share their noise among the secure-aggregation threshold of
+        nodes; the noise multipliers left unset spend the approval's epsilon (:meth:`within_budget`)."""
+        if not self.dp:
+            return self
+        params = self if self.noise_shares is not None else self.model_copy(update={"noise_shares": n_nodes // 2 + 1})
+        return params.within_budget(epsilon, delta)
 
     @property
     def calibrated(self) -> bool:

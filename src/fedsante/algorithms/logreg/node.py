@@ -16,11 +16,11 @@ import numpy as np
 
 from fedsante.data.heart import HospitalTable
 from fedsante.errors import BadRequest
-from fedsante.federation.params import LogRegParams
+from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategy import weighted_delta
-from fedsante.node.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
+from fedsante.algorithms.logreg.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
                                       release_sensitivity, subgroup_matrix)
 from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
@@ -71,7 +71,7 @@ def _test_predictions(settings: LogRegParams, model: Params, scaler: Scaler,
 def _evaluate(settings: LogRegParams, model: Params, scaler: Scaler, table: HospitalTable,
               train: tuple[np.ndarray, np.ndarray], rng: np.random.Generator | None,
               node_id: str) -> tuple[Arrays, dict[str, float | None]]:
-    """Performance of the final model on the test rows (:mod:`fedsante.node.evaluation`)."""
+    """Performance of the final model on the test rows (:mod:`fedsante.algorithms.logreg.evaluation`)."""
     _, X_test, y_test, proba = _test_predictions(settings, model, scaler, table)
     sigma = settings.evaluation_noise_multiplier if settings.dp else None
     arrays = evaluation_arrays(group_stats(y_test, proba), sigma, rng)

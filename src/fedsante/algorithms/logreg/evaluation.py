@@ -30,8 +30,9 @@ from fedsante.reports.noise import noisy_counts
 from fedsante.reports.performance import BINS, GroupStats, group_stats
 
 STATS, SUBGROUPS, IMPORTANCE = "stats", "subgroups", "importance"
-FIXED = (STATS, SUBGROUPS, IMPORTANCE)
+FIXED = frozenset({STATS, SUBGROUPS, IMPORTANCE})
 """Arrays whose length is set by the model and the attributes, never by the number of patients."""
+GROUP_WIDTH = 4 * BINS + 2  # one GroupStats vector per subgroup
 IMPORTANCE_REPEATS = 5
 
 

@@ -1,0 +1,62 @@
+"""Logistic regression: DP-SGD at each node, the strategy's rounds over securely summed updates.
+
+The catalogue entry :class:`LogReg`: parameters in :mod:`.params`, the desk's plan in :mod:`.plan`,
+the node's handlers in :mod:`.node`, what the evaluation releases in :mod:`.evaluation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fedsante.algorithms.base import Algorithm, Arrays, Metrics
+from fedsante.algorithms.logreg.evaluation import FIXED, STATS
+from fedsante.algorithms.logreg.node import execute
+from fedsante.algorithms.logreg.params import LogRegParams
+from fedsante.algorithms.logreg.plan import run_logreg
+from fedsante.federation.coordinator import RunContext, RunOutcome
+
+__all__ = ["LogReg", "LogRegParams"]
+
+
+class LogReg(Algorithm):
+    id = "logreg"
+    description = "Logistic regression trained by DP-SGD at each node, FedAvg under secure aggregation."
+    params_model = LogRegParams
+    modules = (
+        "fedsante.algorithms.logreg",
+        "fedsante.algorithms.logreg.params",
+        "fedsante.algorithms.logreg.plan",
+        "fedsante.algorithms.logreg.node",
+        "fedsante.algorithms.logreg.evaluation",
+        "fedsante.learning.logistic",
+        "fedsante.learning.scaling",
+        "fedsante.reports.metrics",
+        "fedsante.privacy.dp",
+        "fedsante.privacy.membership",
+        "fedsante.reports.performance",
+    )
+    outcome_types = frozenset({"binary"})
+    kinds = frozenset({"moments", "fit", "evaluate", "subgroups"})
+    secure_kinds = frozenset({"subgroups"})
+    update_kinds = frozenset({"fit"})
+    test_kinds = frozenset({"evaluate", "subgroups"})
+    fixed_arrays = FIXED
+    evaluation_kinds = frozenset({"evaluate"})
+    class_arrays = frozenset({STATS})
+    per_class_metrics: ClassVar[tuple[str, ...]] = (
+        "auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "ppv", "npv", "oe_ratio",
+        "calibration_intercept", "calibration_slope", "scaled_brier")
+
+    async def run(self, context: RunContext) -> RunOutcome:
+        return await run_logreg(context)
+
+    def execute(self, kind: str, params: Any, arrays: Arrays, cohort: Any, *, node_id: str,
+                round_number: int) -> tuple[Arrays, Metrics]:
+        return execute(kind, params, arrays, cohort, node_id=node_id, round_number=round_number)
+
+    def secure_vector(self, kind: str, arrays: Arrays, metrics: Metrics) -> np.ndarray:
+        if kind == "moments":  # n, then the sums, then the sums of squares
+            return np.concatenate([arrays["n"], arrays["total"], arrays["total_sq"]])
+        return super().secure_vector(kind, arrays, metrics)
