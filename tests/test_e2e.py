@@ -43,7 +43,7 @@ def test_demo_runs_the_study_across_four_processes_and_stops_them(tmp_path: Path
     assert set(results["models"]) == {"federated", "federated, DP at nodes", "local cleveland", "local hungarian",
                                       "local switzerland", "local va", "pooled"}
     assert 0.99 <= results["privacy"]["epsilon"] <= 1.0 and results["privacy"]["mechanism"] == "record"
-    assert results["signed_results"] == 4 * (2 + 15 * 2 + 1 + 2)  # set-up, 15 rounds, evaluation, subgroups (2 stages)
+    assert results["signed_results"] == 4 * (1 + 2 + 15 * 2 + 1 + 2)  # feasibility, set-up, 15 rounds, evaluation, subgroups
     assert "federated" in done.stdout and "pooled" in done.stdout
     report = (tmp_path / "demo" / "report.html").read_text()
     assert "<table>" in report and "<h2>Privacy</h2>" in report and "Membership-inference check" in report
