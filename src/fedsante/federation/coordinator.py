@@ -22,7 +22,7 @@ from fedsante.federation.secure import moments_config, round_config, secure_roun
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
-from fedsante.learning.strategy import FedAvg, sum_params
+from fedsante.learning.strategies import FedAvg, sum_params
 from fedsante.node.evaluation import IMPORTANCE, STATS
 from fedsante.reports.fairness import attributes as fairness_attributes
 from fedsante.privacy.dp import private_scaler, range_scaler

@@ -19,7 +19,7 @@ from fedsante.errors import BadRequest
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
-from fedsante.learning.strategy import weighted_delta
+from fedsante.learning.strategies import weighted_delta
 from fedsante.node.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
                                       release_sensitivity, subgroup_matrix)
 from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
