@@ -17,7 +17,7 @@ import numpy as np
 from fedsante.data.heart import HospitalTable
 from fedsante.errors import BadRequest
 from fedsante.federation.params import LogRegParams
-from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
+from fedsante.learning.logistic import LOGISTIC, Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategies import weighted_delta
 from fedsante.node.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
@@ -109,7 +109,7 @@ def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rn
     if settings.privacy == "record":
         config = DPSGDConfig(steps=settings.local_steps, lr=settings.lr, sampling_rate=settings.sampling_rate,
                              clip_norm=settings.clip_norm, noise_multiplier=settings.noise_multiplier, l2=settings.l2)
-        return weighted_delta(dp_sgd(model, X, y, config, rng), model, n), {"n": n}
+        return weighted_delta(dp_sgd(LOGISTIC.per_example_gradients, model, X, y, config, rng), model, n), {"n": n}
     config = SGDConfig(steps=settings.local_steps, lr=settings.lr, batch_size=settings.batch_size, l2=settings.l2)
     seed = settings.seed * 1_000_003 + round_number * 7919 + zlib.crc32(node_id.encode())
     local = sgd(model, X, y, config, seed=seed if rng is None else int(rng.integers(2**63)))
