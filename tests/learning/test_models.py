@@ -51,7 +51,8 @@ def test_model_methods_are_the_module_functions() -> None:
     params = random_params(2)
 
     assert LOGISTIC.loss(params, X, y, l2=0.3) > 0
-    np.testing.assert_array_equal(LOGISTIC.gradient(params, X, y, l2=0.3)["coef"], gradient(params, X, y, l2=0.3)["coef"])
+    want = gradient(params, X, y, l2=0.3)
+    np.testing.assert_array_equal(LOGISTIC.gradient(params, X, y, l2=0.3)["coef"], want["coef"])
     assert np.all((LOGISTIC.predict(params, X) > 0) & (LOGISTIC.predict(params, X) < 1))
 
 

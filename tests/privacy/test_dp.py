@@ -307,3 +307,16 @@ def test_without_statistics_releases_all_the_budget_goes_to_training() -> None:
     shared = calibrate_sigma(PLAN, 1.0, 1e-5)
     assert alone.stats_noise_multiplier == 0 and alone.noise_multiplier < shared.noise_multiplier
     assert 0.99 <= alone.epsilon(1e-5) <= 1.0
+
+
+def test_dp_does_not_import_the_learning_models() -> None:
+    # privacy and learning are sibling layers: DP-SGD receives the model's per-example gradient as a callable.
+    # (fedsante.learning.scaling is still imported for Moments and Scaler, the standardisation records.)
+    import ast
+    import inspect
+
+    import fedsante.privacy.dp as dp
+
+    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(dp)))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    assert {m for m in imported if m.startswith("fedsante.learning")} == {"fedsante.learning.scaling"}
