@@ -12,7 +12,7 @@ from fedsante.learning.logistic import init_params, predict_proba
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.reports.metrics import accuracy
 from fedsante.reports.performance import GroupStats, auc, group_stats
-from fedsante.learning.strategy import FedAvg, sum_params
+from fedsante.learning.strategies import FedAvg, sum_params
 from fedsante.algorithms.logreg.node import execute
 
 

@@ -1,4 +1,7 @@
-"""fedsante.learning: logistic regression, federated standardisation and FedAvg (pure functions)."""
+"""fedsante.learning: logistic regression and federated standardisation (pure functions).
+
+Strategies are tested in test_strategies.py, the model interface and FedProx's local step in test_models.py.
+"""
 
 import numpy as np
 import pytest
@@ -7,7 +10,6 @@ from fedsante.learning.logistic import (
     LogisticRegression, SGDConfig, gradient, init_params, log_loss, sgd,
 )
 from fedsante.learning.scaling import Moments, Scaler, combine, local_scaler
-from fedsante.learning.strategy import FedAvg, sum_params, weighted_delta
 
 
 def toy_data(seed: int = 0, n: int = 40, d: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -158,59 +160,3 @@ def test_combine_refuses_fewer_than_two_rows() -> None:
 def test_scaler_transform_standardises() -> None:
     scaler = Scaler(mean=np.array([1.0, -2.0]), scale=np.array([2.0, 4.0]))
     np.testing.assert_array_equal(scaler.transform(np.array([[3.0, 2.0]])), [[1.0, 1.0]])
-
-
-# --- strategy ------------------------------------------------------------------------------------
-
-def test_fedavg_of_summed_weighted_deltas_is_the_weighted_average_of_local_models() -> None:
-    # Prepare
-    rng = np.random.default_rng(11)
-    global_ = {"coef": rng.normal(size=3), "intercept": rng.normal(size=1)}
-    locals_ = [{"coef": rng.normal(size=3), "intercept": rng.normal(size=1)} for _ in range(4)]
-    weights = [199.0, 172.0, 30.0, 85.0]
-
-    # Execute
-    summed = sum_params([weighted_delta(m, global_, w) for m, w in zip(locals_, weights)])
-    new = FedAvg().aggregate_fit(global_, summed, sum(weights))
-
-    # Assert
-    for key in global_:
-        expected = sum(w * m[key] for m, w in zip(locals_, weights)) / sum(weights)
-        np.testing.assert_allclose(new[key], expected, rtol=0, atol=1e-12)
-
-
-def test_fedavg_server_lr_scales_the_step() -> None:
-    params = {"coef": np.array([1.0, 1.0])}
-    summed = {"coef": np.array([4.0, -2.0])}
-
-    new = FedAvg(server_lr=0.5).aggregate_fit(params, summed, 2.0)
-
-    np.testing.assert_array_equal(new["coef"], [2.0, 0.5])
-
-
-def test_sum_params_rejects_mismatched_keys() -> None:
-    parts = [{"coef": np.ones(2), "intercept": np.ones(1)}, {"coef": np.ones(2)}]
-    with pytest.raises(ValueError, match=r"Parameter dict 1 has keys \['coef'\], expected \['coef', 'intercept'\]\."):
-        sum_params(parts)
-
-
-def test_sum_params_rejects_no_parts() -> None:
-    with pytest.raises(ValueError, match=r"sum_params needs at least one parameter dict\. Got none\."):
-        sum_params([])
-
-
-@pytest.mark.parametrize("server_lr", [0, -1.0, float("nan")])
-def test_fedavg_rejects_a_non_positive_server_lr(server_lr: float) -> None:
-    with pytest.raises(ValueError, match=r"The 'server_lr' parameter of FedAvg must be a float > 0\. Got"):
-        FedAvg(server_lr=server_lr)
-
-
-@pytest.mark.parametrize("total_weight", [0.0, -3.0])
-def test_fedavg_rejects_a_non_positive_total_weight(total_weight: float) -> None:
-    params = {"coef": np.zeros(2)}
-    with pytest.raises(ValueError, match=r"FedAvg needs a positive total weight\. Got"):
-        FedAvg().aggregate_fit(params, params, total_weight)
-
-
-def test_fedavg_configure_round_adds_no_settings() -> None:
-    assert FedAvg().configure_round(3) == {} and FedAvg.name == "fedavg"

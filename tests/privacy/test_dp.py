@@ -11,13 +11,15 @@ from scipy.special import gammaln, logsumexp
 from scipy.stats import norm
 
 from fedsante.errors import ConfigError
-from fedsante.learning.logistic import SGDConfig, gradient, sgd
+from fedsante.learning.logistic import LOGISTIC, SGDConfig, gradient, sgd
 from fedsante.learning.scaling import Moments, combine
 from fedsante.privacy.accountant import (BudgetExceeded, PrivacyPlan, calibrate_sigma, epsilon_for, gaussian_event,
                                          sgd_event)
 from fedsante.privacy.dp import (DPSGDConfig, clip_rows, clip_update, distributed_noise, dp_sgd, flatten,
-                                 gaussian_release, per_example_gradients, private_moments,
-                                 private_scaler, range_scaler, unflatten)
+                                 gaussian_release, private_moments, private_scaler, range_scaler, stack_rows,
+                                 unflatten)
+
+per_example_gradients = LOGISTIC.per_example_gradients
 
 
 @pytest.fixture
@@ -32,25 +34,29 @@ def data() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
 # --- DP-SGD ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("l2", [0.0, 0.7])
-def test_per_example_gradients_average_to_the_batch_gradient(data, l2) -> None:
+def test_stacked_per_example_gradients_average_to_the_flattened_batch_gradient(data) -> None:
     X, y, params = data
-    G = per_example_gradients(params, X, y, l2)
+    G = stack_rows(per_example_gradients(params, X, y))
     assert G.shape == (60, 6)
-    np.testing.assert_allclose(G.mean(axis=0), flatten(gradient(params, X, y, l2=l2)), rtol=0, atol=1e-12)
-    if l2 == 0:
-        np.testing.assert_allclose(G.sum(axis=0), 60 * flatten(gradient(params, X, y)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(G.mean(axis=0), flatten(gradient(params, X, y)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(G.sum(axis=0), 60 * flatten(gradient(params, X, y)), rtol=0, atol=1e-12)
 
 
 def test_flatten_round_trips(data) -> None:
     _, _, params = data
-    back = unflatten(flatten(params))
+    back = unflatten(flatten(params), params)
     assert back.keys() == params.keys() and all(np.array_equal(back[k], params[k]) for k in params)
+
+
+def test_unflatten_refuses_a_vector_of_the_wrong_size(data) -> None:
+    _, _, params = data
+    with pytest.raises(ValueError, match=r"unflatten got a vector of 7 values for parameters of 6 values\."):
+        unflatten(np.zeros(7), params)
 
 
 def test_clipping_bounds_every_per_example_norm(data) -> None:
     X, y, params = data
-    G = per_example_gradients(params, X, y)
+    G = stack_rows(per_example_gradients(params, X, y))
     clipped = clip_rows(G, 1.0)
     norms, before = np.linalg.norm(clipped, axis=1), np.linalg.norm(G, axis=1)
     assert np.all(norms <= 1.0 + 1e-12)
@@ -64,7 +70,7 @@ def test_clipping_bounds_every_per_example_norm(data) -> None:
 def test_dp_sgd_without_noise_or_clipping_is_full_batch_sgd(data) -> None:
     X, y, params = data
     config = DPSGDConfig(steps=25, lr=0.2, sampling_rate=1.0, clip_norm=1e9, noise_multiplier=0.0, l2=0.3)
-    got = dp_sgd(params, X, y, config, np.random.default_rng(1))
+    got = dp_sgd(per_example_gradients, params, X, y, config, np.random.default_rng(1))
     want = sgd(params, X, y, SGDConfig(steps=25, lr=0.2, batch_size=0, l2=0.3), seed=0)
     for key in params:
         np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-12)
@@ -74,7 +80,7 @@ def test_dp_sgd_without_noise_or_clipping_follows_the_sampled_batches(data) -> N
     X, y, params = data
     q, n = 0.3, len(y)
     config = DPSGDConfig(steps=20, lr=0.1, sampling_rate=q, clip_norm=1e9, noise_multiplier=0.0, l2=0.5)
-    got = dp_sgd(params, X, y, config, np.random.default_rng(7))
+    got = dp_sgd(per_example_gradients, params, X, y, config, np.random.default_rng(7))
     rng, current = np.random.default_rng(7), {k: v.copy() for k, v in params.items()}
     sizes = []
     for _ in range(20):  # the same draws as dp_sgd: the Poisson mask, then the (here zero) noise
@@ -90,12 +96,22 @@ def test_dp_sgd_without_noise_or_clipping_follows_the_sampled_batches(data) -> N
         np.testing.assert_allclose(got[key], current[key], rtol=0, atol=1e-12)
 
 
+def test_dp_sgd_survives_an_empty_poisson_batch(data) -> None:
+    X, y, params = data
+    config = DPSGDConfig(steps=3, lr=0.1, sampling_rate=1e-9, clip_norm=1.0, noise_multiplier=0.0)
+
+    got = dp_sgd(per_example_gradients, params, X, y, config, np.random.default_rng(0))
+
+    for key in params:  # no row sampled, no noise, no penalty: the model does not move
+        np.testing.assert_array_equal(got[key], params[key])
+
+
 def test_dp_sgd_noise_has_standard_deviation_sigma_c_over_expected_batch() -> None:
     X, y = np.zeros((50, 2)), np.full(50, 0.5)  # every gradient is exactly zero at zero parameters
     config = DPSGDConfig(steps=1, lr=1.0, sampling_rate=0.2, clip_norm=2.0, noise_multiplier=1.5)
     rng = np.random.default_rng(3)
     zero = {"coef": np.zeros(2), "intercept": np.zeros(1)}
-    moves = np.array([flatten(dp_sgd(zero, X, y, config, rng)) for _ in range(4000)])
+    moves = np.array([flatten(dp_sgd(per_example_gradients, zero, X, y, config, rng)) for _ in range(4000)])
     assert np.abs(moves.mean(axis=0)).max() < 0.02
     np.testing.assert_allclose(moves.std(axis=0), 1.5 * 2.0 / (0.2 * 50), rtol=0.05)
 
@@ -291,3 +307,16 @@ def test_without_statistics_releases_all_the_budget_goes_to_training() -> None:
     shared = calibrate_sigma(PLAN, 1.0, 1e-5)
     assert alone.stats_noise_multiplier == 0 and alone.noise_multiplier < shared.noise_multiplier
     assert 0.99 <= alone.epsilon(1e-5) <= 1.0
+
+
+def test_dp_does_not_import_the_learning_models() -> None:
+    # privacy and learning are sibling layers: DP-SGD receives the model's per-example gradient as a callable.
+    # (fedsante.learning.scaling is still imported for Moments and Scaler, the standardisation records.)
+    import ast
+    import inspect
+
+    import fedsante.privacy.dp as dp
+
+    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(dp)))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    assert {m for m in imported if m.startswith("fedsante.learning")} == {"fedsante.learning.scaling"}

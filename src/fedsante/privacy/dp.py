@@ -1,4 +1,4 @@
-"""Differential privacy mechanisms for the logistic regression of fedsante (pure numpy, no I/O).
+"""Differential privacy mechanisms for the models of fedsante (pure numpy, no I/O).
 
 Record-level DP at each node: two datasets are neighbours when one patient (one row) is added or
 removed. Each mechanism here is one *Gaussian* release whose noise is ``sigma * sensitivity`` with
@@ -8,7 +8,9 @@ of steps) into ``(epsilon, delta)``.
 
 * :func:`dp_sgd`: DP-SGD (Abadi et al. 2016) with Poisson sampling at rate ``q``, per-example
   L2 clipping at ``C`` and ``N(0, (sigma C)^2)`` noise on the summed clipped gradient, divided by the
-  expected batch size ``q n``. The L2 penalty is data-independent and is added outside the noisy part.
+  expected batch size ``q n``. The model's per-example gradient is passed in as a callable
+  (:class:`PerExampleGradients`), so this module does not depend on :mod:`fedsante.learning.logistic`.
+  The L2 penalty and the FedProx proximal term are data-independent and are added outside the noisy part.
 * :func:`private_moments`: the standardisation statistics, released once each with :func:`gaussian_release`.
 * :func:`clip_update` and :func:`distributed_noise`: client-level DP-FedAvg (McMahan et al. 2018),
   where each node clips its update and adds its share of the noise before secure aggregation.
@@ -19,47 +21,65 @@ Every function takes its ``numpy.random.Generator``; none reads the global rando
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from fedsante.learning.logistic import Params
 from fedsante.learning.scaling import Moments, Scaler
 
+Params = dict[str, np.ndarray]
+
 __all__ = [
-    "DPSGDConfig", "clip_rows", "clip_update", "distributed_noise", "dp_sgd", "flatten", "gaussian_release",
-    "moments_sensitivity", "per_example_gradients", "private_moments", "private_scaler",
-    "range_scaler", "unflatten",
+    "DPSGDConfig", "Params", "PerExampleGradients", "clip_rows", "clip_update", "distributed_noise", "dp_sgd",
+    "flatten", "gaussian_release", "moments_sensitivity", "private_moments", "private_scaler", "range_scaler",
+    "stack_rows", "unflatten",
 ]
 
 
-def flatten(params: Params) -> np.ndarray:
-    """Parameters as one vector ``[coef..., intercept]`` (a copy)."""
-    return np.concatenate([np.asarray(params["coef"], dtype=float), np.asarray(params["intercept"], dtype=float)])
+class PerExampleGradients(Protocol):
+    """The model's per-example gradient: for each key of ``params``, one row per row of ``X``.
 
-
-def unflatten(vector: np.ndarray) -> Params:
-    """Inverse of :func:`flatten`."""
-    return {"coef": vector[:-1].copy(), "intercept": vector[-1:].copy()}
-
-
-def per_example_gradients(params: Params, X: np.ndarray, y: np.ndarray, l2: float = 0.0) -> np.ndarray:
-    """Gradient of each row's log loss, shape ``(n, d + 1)``, intercept last.
-
-    Row ``i`` is ``(p_i - y_i) [x_i, 1] + [l2 coef, 0]``, so the mean over rows is
-    :func:`fedsante.learning.logistic.gradient` (flattened).
-
-    >>> G = per_example_gradients({"coef": np.zeros(1), "intercept": np.zeros(1)}, np.array([[2.0]]), np.array([1.0]))
-    >>> G.tolist()
-    [[-1.0, -0.5]]
+    Each returned array has shape ``(n,) + params[key].shape``; no penalty term is included.
+    ``fedsante.learning.logistic.LOGISTIC.per_example_gradients`` is one.
     """
-    z = X @ params["coef"] + params["intercept"][0]
-    residual = 0.5 * (1.0 + np.tanh(0.5 * z)) - y
-    G = np.empty((X.shape[0], X.shape[1] + 1))
-    G[:, :-1] = residual[:, None] * X + l2 * params["coef"]
-    G[:, -1] = residual
-    return G
+
+    def __call__(self, params: Params, X: np.ndarray, y: np.ndarray, /) -> Params: ...
+
+
+def flatten(params: Params) -> np.ndarray:
+    """Parameters as one vector, keys in sorted order (``[coef..., intercept]`` for logistic regression; a copy).
+
+    >>> flatten({"intercept": np.array([3.0]), "coef": np.array([1.0, 2.0])}).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    return np.concatenate([np.asarray(params[k], dtype=float).ravel() for k in sorted(params)])
+
+
+def unflatten(vector: np.ndarray, like: Params) -> Params:
+    """Inverse of :func:`flatten`: the keys and shapes of ``like``, the values of ``vector`` (copies)."""
+    out, start = {}, 0
+    for key in sorted(like):
+        shape = np.shape(like[key])
+        size = int(np.prod(shape))
+        out[key] = vector[start:start + size].reshape(shape).copy()
+        start += size
+    if start != len(vector):
+        raise ValueError(f"unflatten got a vector of {len(vector)} values for parameters of {start} values.")
+    return {k: out[k] for k in like}
+
+
+def stack_rows(per_example: Params) -> np.ndarray:
+    """Per-example gradients as one matrix, shape ``(n, total size)``, keys in the order of :func:`flatten`.
+
+    An empty batch (``n = 0``, possible under Poisson sampling) gives an empty ``(0, total size)`` matrix.
+
+    >>> stack_rows({"intercept": np.zeros((0, 1)), "coef": np.zeros((0, 2))}).shape
+    (0, 3)
+    """
+    blocks = [np.asarray(per_example[k], dtype=float) for k in sorted(per_example)]
+    return np.concatenate([b.reshape(b.shape[0], int(np.prod(b.shape[1:]))) for b in blocks], axis=1)
 
 
 def clip_rows(G: np.ndarray, max_norm: float) -> np.ndarray:
@@ -75,6 +95,7 @@ class DPSGDConfig:
     ``sampling_rate`` is the Poisson rate ``q`` (each row joins each batch independently with
     probability ``q``; ``q = 1`` is full-batch noisy gradient descent), ``clip_norm`` is ``C`` and
     ``noise_multiplier`` is ``sigma``. One round spends ``steps`` subsampled Gaussian mechanisms.
+    ``proximal_mu`` is the FedProx coefficient (0: none); like ``l2`` it does not touch the data.
     """
 
     steps: int = 100
@@ -83,44 +104,56 @@ class DPSGDConfig:
     clip_norm: float = 1.0
     noise_multiplier: float = 1.0
     l2: float = 0.0
+    proximal_mu: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"The 'steps' parameter of DPSGDConfig must be an int >= 1. Got {self.steps!r} instead.")
         checks = {"lr": self.lr > 0, "sampling_rate": 0 < self.sampling_rate <= 1, "clip_norm": self.clip_norm > 0,
-                  "noise_multiplier": self.noise_multiplier >= 0, "l2": self.l2 >= 0}
+                  "noise_multiplier": self.noise_multiplier >= 0, "l2": self.l2 >= 0,
+                  "proximal_mu": self.proximal_mu >= 0}
         for name, ok in checks.items():
             if not ok or not math.isfinite(getattr(self, name)):
                 raise ValueError(
                     f"The {name!r} parameter of DPSGDConfig is out of range: lr, clip_norm > 0; 0 < sampling_rate <= 1;"
-                    f" noise_multiplier, l2 >= 0. Got {getattr(self, name)!r} instead."
+                    f" noise_multiplier, l2, proximal_mu >= 0. Got {getattr(self, name)!r} instead."
                 )
 
 
-def dp_sgd(params: Params, X: np.ndarray, y: np.ndarray, config: DPSGDConfig, rng: np.random.Generator,
-           *, n_public: float | None = None) -> Params:
+def dp_sgd(per_example_gradients: PerExampleGradients, params: Params, X: np.ndarray, y: np.ndarray,
+           config: DPSGDConfig, rng: np.random.Generator, *, n_public: float | None = None,
+           anchor: Params | None = None, penalized: Collection[str] = ("coef",)) -> Params:
     """Run ``config.steps`` DP-SGD steps from ``params`` and return the new parameters.
 
-    Each step draws ``mask = rng.random(n) < q`` then ``rng.normal(size=d + 1)`` (always, even with
-    ``sigma = 0``, so runs are reproducible), and moves by ``lr`` times
-    ``(sum of clipped per-example gradients + sigma C N(0, I)) / (q n_public) + [l2 coef, 0]``.
+    Each step draws ``mask = rng.random(n) < q`` then ``rng.normal(size=p)`` (``p`` parameters;
+    always, even with ``sigma = 0``, so runs are reproducible), clips each row of
+    ``per_example_gradients(params, X[mask], y[mask])`` (all keys together, see :func:`stack_rows`)
+    and moves by ``lr`` times ``(sum of clipped rows + sigma C N(0, I)) / (q n_public)`` plus
+    ``l2 w`` on the ``penalized`` keys plus ``proximal_mu (w - anchor)`` on every key.
     ``n_public`` defaults to ``len(y)``: the row count is then treated as public, as in Opacus; pass
     the count released by :func:`private_moments` to avoid that assumption (floored at ``1 / q``).
+
+    The penalty and the proximal term (FedProx; ``anchor`` defaults to ``params``, the round's global
+    model) depend on the parameters only, never on a patient's row, so they are added *after*
+    clipping and noising: they are post-processing and leave the privacy accounting unchanged.
     """
     q, C = config.sampling_rate, config.clip_norm
     n = len(y)
     denominator = q * max(float(n if n_public is None else n_public), 1.0 / q)
     theta = flatten(params)
-    d = X.shape[1]
+    centre = flatten(params if anchor is None else anchor)
+    mask_l2 = np.concatenate([np.full(np.size(params[k]), k in penalized) for k in sorted(params)])
     for _ in range(config.steps):
         mask = rng.random(n) < q
-        noise = rng.normal(size=d + 1) * (config.noise_multiplier * C)
-        current = unflatten(theta)
-        summed = clip_rows(per_example_gradients(current, X[mask], y[mask]), C).sum(axis=0)
+        noise = rng.normal(size=theta.size) * (config.noise_multiplier * C)
+        current = unflatten(theta, params)
+        summed = clip_rows(stack_rows(per_example_gradients(current, X[mask], y[mask])), C).sum(axis=0)
         step = (summed + noise) / denominator
-        step[:-1] += config.l2 * theta[:-1]
+        step[mask_l2] += config.l2 * theta[mask_l2]
+        if config.proximal_mu:
+            step += config.proximal_mu * (theta - centre)
         theta -= config.lr * step
-    return unflatten(theta)
+    return unflatten(theta, params)
 
 
 def clip_update(delta: Params, max_norm: float) -> Params:

@@ -17,9 +17,9 @@ import numpy as np
 from fedsante.data.heart import HospitalTable
 from fedsante.errors import BadRequest
 from fedsante.algorithms.logreg.params import LogRegParams
-from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
+from fedsante.learning.logistic import LOGISTIC, Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
-from fedsante.learning.strategy import weighted_delta
+from fedsante.learning.strategies import weighted_delta
 from fedsante.algorithms.logreg.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
                                       release_sensitivity, subgroup_matrix)
 from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
@@ -108,9 +108,11 @@ def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rn
     n = float(len(y))
     if settings.privacy == "record":
         config = DPSGDConfig(steps=settings.local_steps, lr=settings.lr, sampling_rate=settings.sampling_rate,
-                             clip_norm=settings.clip_norm, noise_multiplier=settings.noise_multiplier, l2=settings.l2)
-        return weighted_delta(dp_sgd(model, X, y, config, rng), model, n), {"n": n}
-    config = SGDConfig(steps=settings.local_steps, lr=settings.lr, batch_size=settings.batch_size, l2=settings.l2)
+                             clip_norm=settings.clip_norm, noise_multiplier=settings.noise_multiplier, l2=settings.l2,
+                             proximal_mu=settings.mu)
+        return weighted_delta(dp_sgd(LOGISTIC.per_example_gradients, model, X, y, config, rng), model, n), {"n": n}
+    config = SGDConfig(steps=settings.local_steps, lr=settings.lr, batch_size=settings.batch_size, l2=settings.l2,
+                       proximal_mu=settings.mu)
     seed = settings.seed * 1_000_003 + round_number * 7919 + zlib.crc32(node_id.encode())
     local = sgd(model, X, y, config, seed=seed if rng is None else int(rng.integers(2**63)))
     if settings.privacy == "client":  # every hospital counts once: weight 1, update clipped and noised

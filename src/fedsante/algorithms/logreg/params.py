@@ -35,6 +35,11 @@ class LogRegParams(AlgorithmParams):
                             description="Mini-batch size without DP (privacy='none'); 0 means full batch.")
     l2: float = Field(0.0, ge=0, le=1000, description="L2 penalty on the coefficients.")
     server_lr: float = Field(1.0, gt=0, le=10, description="Server step applied to the averaged update.")
+    strategy: Literal["fedavg", "fedprox"] = Field(
+        "fedavg", description="How the desk combines the summed updates: 'fedavg' (McMahan et al. 2017) or 'fedprox' "
+                              "(Li et al. 2020: local training also minimises proximal_mu/2 * ||w - w_global||^2).")
+    proximal_mu: float = Field(0.01, ge=0, le=100, description="FedProx: weight of the proximal term (strategy "
+                                                               "'fedprox' only).")
     scaling: Literal["bounds", "global", "local"] = Field(
         "bounds",
         description="'bounds': public clinical ranges, no release; 'global': federated means and variances "
@@ -91,6 +96,11 @@ class LogRegParams(AlgorithmParams):
     @property
     def dp(self) -> bool:
         return self.privacy != "none"
+
+    @property
+    def mu(self) -> float:
+        """The proximal weight local training uses: ``proximal_mu`` under FedProx, else 0."""
+        return self.proximal_mu if self.strategy == "fedprox" else 0.0
 
     @property
     def mechanism(self) -> str:

@@ -1,6 +1,7 @@
 """Logistic regression at the desk: the plan of stages, seeing only what the nodes release.
 
-Moments (with global scaling), ``rounds`` rounds of the strategy over summed updates, one evaluation
+Moments (with global scaling), ``rounds`` rounds of the strategy (:mod:`fedsante.learning.strategies`,
+chosen by the ``strategy`` parameter) over summed updates, one evaluation
 (each hospital's statistics), then the subgroups' statistics summed over the hospitals by secure
 aggregation. With secure aggregation (the default) the desk never holds one node's update or weight.
 """
@@ -18,7 +19,7 @@ from fedsante.algorithms.logreg.evaluation import GROUP_WIDTH, IMPORTANCE, STATS
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
-from fedsante.learning.strategy import FedAvg, sum_params
+from fedsante.learning.strategies import make_strategy, sum_params
 from fedsante.privacy.dp import private_scaler, range_scaler
 
 Shapes = dict[str, tuple[int, ...]]
@@ -64,7 +65,8 @@ async def _train(context: RunContext, model: Params, shapes: Shapes,
                  extra: dict[str, np.ndarray]) -> tuple[Params, list[float], dict[str, float]]:
     """The training rounds: each sums the nodes' weighted updates (securely by default) and steps the strategy."""
     plan, params_ = context.plan, context.plan.params
-    strategy = FedAvg(server_lr=params_.server_lr)
+    settings = {"server_lr": params_.server_lr, **({"mu": params_.proximal_mu} if params_.strategy == "fedprox" else {})}
+    strategy = make_strategy(params_.strategy, **settings)
     round_seconds, train_n = [], {}
     for round_number in range(1, params_.rounds + 1):
         started = time.perf_counter()
