@@ -205,9 +205,9 @@ def _outcome(study: StudySchema, values: dict[str, np.ndarray]) -> tuple[np.ndar
 def _split(study: StudySchema, values: dict[str, np.ndarray], patient_id: np.ndarray) -> np.ndarray:
     rule = study.split
     if rule.method == "column":
-        return np.array(["train" if v in rule.train else "test" for v in values[rule.column]], dtype=object)
+        return np.array(["train" if v in rule.train else "test" for v in values[rule.column]], dtype="<U5")
     return np.array(["test" if seeded_fraction(rule.seed, str(pid)) < rule.test_fraction else "train"
-                     for pid in patient_id], dtype=object)
+                     for pid in patient_id], dtype="<U5")
 
 
 def seeded_fraction(seed: int, patient_id: str) -> float:
