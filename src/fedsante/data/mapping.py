@@ -149,12 +149,17 @@ def load_mapping(path: str | Path) -> Mapping:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("map", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid UTF-8 TOML ({exc}). Fix the syntax.") from None
-    entries = [{"variable": k, "column": v} if isinstance(v, str) else {"variable": k, **v} for k, v in table.items()]
-    try:
-        return Mapping(variables=entries)
-    except ValidationError as exc:
-        problems = field_problems(exc, prefix="map.")
-        raise ConfigError(f"{path}: the [map] table is invalid: {'; '.join(problems)}.", errors=problems) from None
+    entries, problems = [], []
+    for name, entry in table.items():
+        fields = {"column": entry} if isinstance(entry, str) else entry
+        try:
+            entries.append(VariableMapping.model_validate({"variable": name, **fields}))
+        except (ValidationError, TypeError) as exc:
+            problems += field_problems(exc, prefix=f"map.{name}.") if isinstance(exc, ValidationError) else [
+                f"map.{name}: expected a column name or a table with 'column' and 'values'"]
+    if problems:
+        raise ConfigError(f"{path}: the [map] table is invalid: {'; '.join(problems)}.", errors=problems)
+    return Mapping(variables=entries)
 
 
 @dataclass(frozen=True)
