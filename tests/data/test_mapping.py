@@ -73,7 +73,8 @@ def test_load_mapping_names_the_bad_entry(tmp_path: Path) -> None:
     path.write_text('[map.ethnicity]\ncolum = "Race"\n', encoding="utf-8")
 
     # Execute / Assert
-    with pytest.raises(ConfigError, match=r"map\.toml: the \[map\] table is invalid: map\.ethnicity\.column: Field required; map\.ethnicity\.colum: Extra inputs"):
+    message = r"map\.toml: the \[map\] table is invalid: map\.ethnicity\.column: Field required; map\.ethnicity\.colum"
+    with pytest.raises(ConfigError, match=message):
         load_mapping(path)
 
 
