@@ -2,8 +2,8 @@
 
 Two sources share one validation path:
 
-* the bundled UCI files (``processed.<hospital>.data``: no header, 14 values a line, ``?`` for
-  missing) with FLamby's train/test split (``flamby_split.csv``);
+* the bundled hospitals (``heart_disease/<hospital>.csv``, derived from the UCI files with FLamby's
+  train/test split), compiled with the bundled ``heart`` study by :mod:`fedsante.data.cohort`;
 * a hospital's own CSV file with a header that names the columns of :data:`CSV_COLUMNS`.
 
 Preprocessing follows FLamby (see ``heart_disease/PROVENANCE.md``): ``slope``, ``ca`` and ``thal``
@@ -42,13 +42,7 @@ them to standardise without looking at the data (scaling 'bounds') and to clip r
 CSV_COLUMNS = ("patient_id", *NUMERIC, "cp", "restecg", "num", "split")
 MISSING = {"", "?", "NA", "nan"}
 
-BUNDLED_FILES = {
-    "cleveland": "processed.cleveland.data",
-    "hungarian": "processed.hungarian.data",
-    "switzerland": "processed.switzerland.data",
-    "va": "processed.va.data",
-}
-HOSPITALS = tuple(BUNDLED_FILES)
+HOSPITALS = ("cleveland", "hungarian", "switzerland", "va")
 
 
 @dataclass(frozen=True)
@@ -100,29 +94,29 @@ def bundled_dir() -> Path:
 def load_hospital(hospital: str) -> HospitalTable:
     """Load a bundled hospital by name (one of :data:`HOSPITALS`).
 
+    The hospital's CSV is compiled with the bundled ``heart`` study like any dataset
+    (:func:`fedsante.data.cohort.compile_cohort`).
+
     >>> load_hospital("switzerland").part("test")[0].shape
     (16, 13)
     """
-    if hospital not in BUNDLED_FILES:
+    from fedsante.data.bundled import bundled_datasets, bundled_study
+    from fedsante.data.cohort import compile_cohort
+    from fedsante.data.mapping import Mapping
+    from fedsante.data.sources import read_table
+
+    if hospital not in HOSPITALS:
         raise DataError(
             f"Unknown hospital {hospital!r}. Bundled hospitals: {', '.join(HOSPITALS)}. "
             "To use your own data, set 'dataset_path' in the node config to a CSV file "
             f"with the columns {', '.join(CSV_COLUMNS)}."
         )
-    path = bundled_dir() / BUNDLED_FILES[hospital]
-    splits = _bundled_split(hospital)
-    records = []
-    for line_no, fields in _read_rows(path, has_header=False):
-        if len(fields) != len(RAW_COLUMNS):
-            raise DataError(
-                f"{path}, line {line_no}: expected {len(RAW_COLUMNS)} comma-separated values "
-                f"({', '.join(RAW_COLUMNS)}), found {len(fields)}. Fix the line or restore the file."
-            )
-        row = dict(zip(RAW_COLUMNS, fields))
-        row["patient_id"] = f"{hospital}-{line_no}"
-        row["split"] = splits.get(line_no, "dropped")
-        records.append((line_no, row))
-    return _build(hospital, path, records)
+    cohort = compile_cohort(read_table(bundled_datasets()[hospital]), bundled_study("heart"), Mapping(),
+                            dataset=hospital)
+    return HospitalTable(
+        hospital=hospital, source=cohort.source, patient_id=cohort.patient_id, X=cohort.X, y=cohort.y,
+        split=cohort.split, dropped_rows=sum(cohort.excluded.values()),
+    )
 
 
 def load_csv(path: str | Path, *, hospital: str) -> HospitalTable:
@@ -164,16 +158,6 @@ def _read_rows(path: Path, *, has_header: bool):
                 yield line_no, fields
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not a UTF-8 text CSV file ({exc.reason}). Export it as UTF-8 CSV.") from None
-
-
-def _bundled_split(hospital: str) -> dict[int, str]:
-    split_path = bundled_dir() / "flamby_split.csv"
-    with open(split_path, newline="", encoding="utf-8") as fh:
-        return {
-            int(r["line_in_file"]): r["flamby_set"]
-            for r in csv.DictReader(fh)
-            if r["center_name"] == hospital
-        }
 
 
 def _number(path: Path, line_no: int, column: str, text: str) -> float:
