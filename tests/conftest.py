@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit import AuditLog
+from fedsante.data.bundled import bundled_study
 from fedsante.federation.approval import (ApprovalDocument, CharterRef, DatasetScope, SignedApproval, iso, key_id)
 from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.federation.keys import canonical_json, public_key_b64, sign
@@ -18,6 +19,9 @@ from fedsante.federation.messages import Task
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.node.agent import NodeGuard
 from fedsante.node.policy import Acceptances, DatasetPolicy, NodePolicy, TrustedKey, save_policy
+
+
+HEART = bundled_study("heart")
 
 
 def sign_approval(document: ApprovalDocument, key: Ed25519PrivateKey) -> SignedApproval:
@@ -58,6 +62,7 @@ class Governed:
         approval = approval or self.approval
         fields = {"task_id": uuid.uuid4().hex, "run_id": "run1", "project": project or approval.document.project_reference,
                   "round": 0, "kind": kind, "algorithm": approval.document.algorithm,
+                  "study_sha256": approval.document.study_sha256,
                   "params": calibrated(approval.document), "approval": approval, **changes}
         return seal(Task(**fields), key or self.desk_key)
 
@@ -86,7 +91,7 @@ def make_governed(folder: Path, node_id: str = "va", dataset: str = "va", *, acc
         approval_id="RAIH-2026-0001-v1", project_reference="RAIH-2026-0001", project_version=1,
         title="Test project", purpose_category="research",
         datasets=[DatasetScope(node_id=node_id, dataset=dataset), DatasetScope(node_id="other", dataset="other")],
-        algorithm=get_algorithm("logreg").ref(), parameters=LogRegParams(scaling="global").model_dump(exclude_none=True),
+        algorithm=get_algorithm("logreg").ref(), study=HEART, study_sha256=HEART.sha256(), parameters=LogRegParams(scaling="global").model_dump(exclude_none=True),
         parameter_bounds={"rounds": (1, 30)}, epsilon=1.0, delta=1e-5, k_min=11,
         charter=CharterRef(id="grand-est", version="1.0", sha256="0" * 64), reviewers=["a", "b"],
         issued_at=iso(now), expires_at=iso(now + timedelta(days=30)), desk_key_id=key_id(desk_public),

@@ -52,7 +52,7 @@ class Harness:
         approval = approval or self.approval
         fields = {"task_id": uuid.uuid4().hex, "run_id": "crafted", "project": approval.document.project_reference,
                   "round": 0, "kind": "evaluate", "algorithm": approval.document.algorithm,
-                  "arrays": pack({"coef": np.zeros(13), "intercept": np.zeros(1)}),
+                  "study_sha256": approval.document.study_sha256, "arrays": pack({"coef": np.zeros(13), "intercept": np.zeros(1)}),
                   "params": calibrated(approval.document), "approval": approval, **changes}
         return seal(Task(**fields), self.desk_key())
 

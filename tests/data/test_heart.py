@@ -36,7 +36,7 @@ def test_bundled_hospital_has_flamby_split_sizes(hospital: str, n_train: int, n_
     assert X_train.shape == (n_train, 13) and X_test.shape == (n_test, 13)
     assert len(y_train) == n_train and len(y_test) == n_test
     assert set(np.unique(table.y)) == {0.0, 1.0}
-    assert table.hospital == hospital
+    assert table.dataset == hospital
     assert len(set(table.patient_id)) == len(table.patient_id)
     assert np.isfinite(table.X).all()
 

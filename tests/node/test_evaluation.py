@@ -22,10 +22,13 @@ def test_the_subgroup_matrix_holds_each_groups_statistics_in_order() -> None:
     table = load_hospital("cleveland")
     X, y = table.part("test")
     proba = np.linspace(0.01, 0.99, len(y))
-    matrix = subgroup_matrix(X, table.feature_names, y, proba, [SEX, AGE])
+    test = table.split == "test"
+    groups = {name: index[test] for name, index in table.groups.items()}
+    matrix = subgroup_matrix(groups, table.attribute_groups, y, proba)
     rows = [(attribute, label) for attribute in (SEX, AGE) for label in attribute.labels]
+    assert table.attribute_groups == (("sex", 2), ("age", 4))  # the heart study's declared attributes, in order
     assert matrix.shape == (len(rows), 42)
-    for i, (attribute, label) in enumerate(rows):
+    for i, (attribute, label) in enumerate(rows):  # the study's groups are the same as the old feature bands
         mask = masks(X, table.feature_names, attribute)[label]
         np.testing.assert_array_equal(matrix[i], group_stats(y[mask], proba[mask]).as_vector())
 

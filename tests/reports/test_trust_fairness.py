@@ -158,7 +158,7 @@ def test_a_run_can_describe_other_attributes_or_none() -> None:
     assert build_report(run, NODES)["fairness"] is None
 
 
-@pytest.mark.parametrize("value, message", [("ethnicity", "unknown fairness attribute 'ethnicity'"),
+@pytest.mark.parametrize("value, message", [("Ethnicity!", "String should match pattern"),
                                             ("sex,sex", "names an attribute twice")])
 def test_bad_fairness_attributes_are_refused(value, message) -> None:
     from pydantic import ValidationError

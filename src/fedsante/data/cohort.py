@@ -51,6 +51,8 @@ class Cohort:
     upper: np.ndarray
     excluded: dict[str, int]
     binary: bool = True
+    attribute_groups: tuple[tuple[str, int], ...] = ()
+    """The study's fairness attributes in order, with their number of groups (``groups`` holds indices)."""
     event: np.ndarray | None = field(default=None)
     """Time-to-event outcomes only: 1.0 when the event happened (``y`` is then the time)."""
 
@@ -119,7 +121,8 @@ def compile_cohort(raw: RawTable, study: StudySchema, mapping: Mapping, *, datas
         dataset=dataset, source=raw.source, patient_id=np.asarray(raw.patient_id[keep], dtype=object),
         X=encode(study, kept), y=y, split=_split(study, kept, raw.patient_id[keep]),
         groups=_groups(study, kept), feature_names=study.feature_names(), lower=lower, upper=upper,
-        excluded=excluded, binary=study.outcome.type == "binary", event=event)
+        excluded=excluded, binary=study.outcome.type == "binary", event=event,
+        attribute_groups=tuple((a.name, len(a.groups)) for a in study.fairness))
 
 
 def _exclusions(study: StudySchema, values: dict[str, np.ndarray], problems, patient_id: np.ndarray):

@@ -21,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fedsante.data.bundled import bundled_datasets, bundled_study
+from fedsante.data.cohort import Cohort, compile_cohort
+from fedsante.data.mapping import Mapping
+from fedsante.data.sources import read_table
 from fedsante.errors import DataError
 
 RAW_COLUMNS = (
@@ -91,7 +95,7 @@ def bundled_dir() -> Path:
     return Path(str(resources.files("fedsante.data") / "heart_disease"))
 
 
-def load_hospital(hospital: str) -> HospitalTable:
+def load_hospital(hospital: str) -> Cohort:
     """Load a bundled hospital by name (one of :data:`HOSPITALS`).
 
     The hospital's CSV is compiled with the bundled ``heart`` study like any dataset
@@ -100,23 +104,14 @@ def load_hospital(hospital: str) -> HospitalTable:
     >>> load_hospital("switzerland").part("test")[0].shape
     (16, 13)
     """
-    from fedsante.data.bundled import bundled_datasets, bundled_study
-    from fedsante.data.cohort import compile_cohort
-    from fedsante.data.mapping import Mapping
-    from fedsante.data.sources import read_table
-
     if hospital not in HOSPITALS:
         raise DataError(
             f"Unknown hospital {hospital!r}. Bundled hospitals: {', '.join(HOSPITALS)}. "
             "To use your own data, set 'dataset_path' in the node config to a CSV file "
             f"with the columns {', '.join(CSV_COLUMNS)}."
         )
-    cohort = compile_cohort(read_table(bundled_datasets()[hospital]), bundled_study("heart"), Mapping(),
-                            dataset=hospital)
-    return HospitalTable(
-        hospital=hospital, source=cohort.source, patient_id=cohort.patient_id, X=cohort.X, y=cohort.y,
-        split=cohort.split, dropped_rows=sum(cohort.excluded.values()),
-    )
+    return compile_cohort(read_table(bundled_datasets()[hospital]), bundled_study("heart"), Mapping(),
+                          dataset=hospital)
 
 
 def load_csv(path: str | Path, *, hospital: str) -> HospitalTable:

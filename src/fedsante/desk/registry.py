@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator
 
+from fedsante.data.bundled import bundled_study
+from fedsante.data.study import StudySchema
+
 from fedsante.errors import ConfigError, DataError, field_problems
 from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.algorithms.logreg.params import LogRegParams
@@ -80,6 +83,9 @@ class ProjectSpec(BaseModel):
     data_categories: list[str] = Field([], description="Categories of data requested (variables, OMOP domains); "
                                                        "no direct identifier.")
     population: str = Field("", description="Population studied: inclusion criteria and period.")
+    study: StudySchema | None = Field(
+        None, description="The study schema: outcome, predictors with labels, bounds and justifications, fairness "
+                          "attributes, filters and split (docs/data.md); or the name of a bundled study, e.g. 'heart'.")
     algorithm: str = Field("logreg", description="Id of the algorithm in the catalogue.")
     parameters: dict[str, Any] = Field({}, description="Parameters of the algorithm; omitted ones take their "
                                                        "defaults.")
@@ -102,6 +108,11 @@ class ProjectSpec(BaseModel):
         [], description="Reports to compute: explanation, fairness, calibration, carbon.")
     funding: str = Field("", description="Funding of the project.")
     conflicts_of_interest: str = Field("", description="Declared conflicts of interest.")
+
+    @field_validator("study", mode="before")
+    @classmethod
+    def _bundled_study(cls, value: object) -> object:
+        return bundled_study(value) if isinstance(value, str) else value
 
     @field_validator("parameter_bounds")
     @classmethod

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from fedsante.data.heart import FEATURES, feature_bounds
+from fedsante.data.study import StudySchema
 from fedsante.algorithms.base import Algorithm, AlgorithmParams
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import Principal
@@ -24,7 +24,6 @@ from fedsante.federation.coordinator import RunOutcome, RunPlan, run_algorithm
 from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
 from fedsante.privacy.accountant import BudgetExceeded
-from fedsante.reports.fairness import attributes as fairness_attributes
 
 log = logging.getLogger("fedsante.desk")
 
@@ -59,6 +58,9 @@ class RunService:
             if document.expires() <= datetime.now(UTC):
                 raise Conflict(f"Approval {document.approval_id} expired on {document.expires_at}; "
                                "the project must be reviewed again.")
+            if document.study is None:
+                raise Conflict(f"Approval {document.approval_id} declares no study schema; the project needs a new "
+                               "approval with a [study] section.")
             scope = document.scope()
             nodes = list(scope) if nodes is None else nodes
             if not nodes or len(set(nodes)) != len(nodes):
@@ -69,6 +71,7 @@ class RunService:
                                 f"(approved: {', '.join(scope)}).")
             algorithm = get_algorithm(document.algorithm.id)
             params = _params(algorithm, document, overrides, len(nodes), self.desk.settings.allow_exact_runs)
+            groups = tuple(len(a.groups) for a in _attributes(params, document.study))
             names = {node.id: node.hospital_name or node.id
                      for node in session.scalars(select(Node).where(Node.id.in_(nodes)))}
             unknown = [n for n in nodes if n not in names]
@@ -86,7 +89,7 @@ class RunService:
                       started_by=who.name, algorithm_id=installed.id, algorithm_version=installed.version,
                       code_hash=installed.code_hash, params=params.model_dump(), nodes=list(nodes),
                       privacy=privacy_summary(params, document),
-                      rounds=params.rounds)
+                      rounds=getattr(params, "rounds", 0))
             session.add(run)
             if project.status == "approved":
                 lifecycle.move(self.desk, session, project, "running", who.name, f"run {run.id} started")
@@ -94,10 +97,11 @@ class RunService:
         self.desk.record(who.name, "run.started", run.id, {"project": reference, "approval_id": document.approval_id,
                                                            "nodes": nodes, "params": params.model_dump(),
                                                            "privacy": run.privacy})
+        study = document.study
         plan = RunPlan(run_id=run.id, nodes=tuple(nodes), algorithm=installed, params=params,
-                       n_features=len(FEATURES), round_timeout=self.round_timeout, project=reference,
+                       n_features=len(study.feature_names()), round_timeout=self.round_timeout, project=reference,
                        approval=approval, seal=self._seal, secure=self.desk.settings.secure_aggregation,
-                       bounds=feature_bounds(), group_counts=_group_counts(params), names=names)
+                       bounds=study.feature_bounds(), group_counts=groups, names=names)
         self._tasks[run.id] = (asyncio.get_running_loop().create_task(self._drive(algorithm, plan)), project.id)
         return run
 
@@ -117,7 +121,8 @@ class RunService:
             raise
         else:
             self._finish(plan.run_id, "completed", result=_serialise(outcome, fairness_layout(
-                plan, self.desk.charter.policy.fairness_gap_threshold, outcome.subgroup_noise_sd)))
+                plan, self.desk.charter.policy.fairness_gap_threshold, outcome.subgroup_noise_sd),
+                plan.approval.document.study))
         finally:
             self._tasks.pop(plan.run_id, None)
 
@@ -229,27 +234,39 @@ def privacy_summary(params: AlgorithmParams, document: ApprovalDocument) -> dict
             "approved_epsilon": document.epsilon, "ledger": plan.ledger(delta)}
 
 
-def _attributes(params: AlgorithmParams):
-    return fairness_attributes(getattr(params, "attribute_names", []))
-
-
-def _group_counts(params: AlgorithmParams) -> tuple[int, ...]:
-    return tuple(len(a.labels) for a in _attributes(params))
+def _attributes(params: AlgorithmParams, study: StudySchema) -> list:
+    """The study's fairness attributes the run analyses (parameter ``fairness_attributes``: names, or '*')."""
+    names = getattr(params, "attribute_names", [])
+    if names == ["*"]:
+        return list(study.fairness)
+    declared = {a.name: a for a in study.fairness}
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise BadRequest(f"Run refused: fairness attribute(s) {', '.join(unknown)} are not declared by study "
+                         f"{study.id!r} (declared: {', '.join(declared) or 'none'}).")
+    return [declared[n] for n in names]
 
 
 def fairness_layout(plan: RunPlan, threshold: float, noise_sd: float | None = None) -> dict:
-    """How to read the subgroup sums: attributes and groups in order, the charter's threshold, and under DP the
-    standard deviation of the noise on each summed count (as the algorithm's plan reports it)."""
+    """How to read the subgroup sums: attributes and groups in order with the study's labels, the charter's
+    threshold, and under DP the standard deviation of the noise on each summed count (from the algorithm's plan)."""
+    study = plan.approval.document.study
     return {"threshold": threshold, "noise_sd": noise_sd, "attributes": [
-        {"name": a.name, "feature": a.feature, "groups": list(a.labels)} for a in _attributes(plan.params)]}
+        {"name": a.name, "feature": a.variable, "label_fr": a.label_fr, "label_en": a.label_en,
+         "groups": [g.name for g in a.groups],
+         "group_labels": {"fr": [g.label_fr for g in a.groups], "en": [g.label_en for g in a.groups]}}
+        for a in _attributes(plan.params, study)] if plan.secure else []}
 
 
-def _serialise(outcome: RunOutcome, fairness: dict) -> dict:
+def _serialise(outcome: RunOutcome, fairness: dict, study: StudySchema) -> dict:
     return {
         "model": {k: v.tolist() for k, v in outcome.params.items()},
         "scaler": None if outcome.scaler is None else {
             "mean": outcome.scaler.mean.tolist(), "scale": outcome.scaler.scale.tolist()},
-        "features": list(FEATURES),
+        "features": list(study.feature_names()),
+        "feature_labels": {"fr": list(study.feature_labels("fr")), "en": list(study.feature_labels("en"))},
+        "study": {"id": study.id, "sha256": study.sha256(), "title_fr": study.title_fr, "title_en": study.title_en,
+                  "outcome_fr": study.outcome.label_fr, "outcome_en": study.outcome.label_en},
         "node_metrics": outcome.node_metrics,
         "node_stats": outcome.node_stats,
         "node_evaluation": outcome.node_evaluation,

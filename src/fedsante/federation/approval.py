@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fedsante.data.study import StudySchema
 from fedsante.federation.keys import canonical_json, sha256_hex, verify
 
 Scalar = float | int | str | bool
@@ -57,6 +58,9 @@ class ApprovalDocument(_Doc):
     purpose_category: str
     datasets: list[DatasetScope] = Field(min_length=1)
     algorithm: AlgorithmRef
+    study: StudySchema | None = None
+    """The study schema (outcome, predictors, fairness attributes, filters, split): what every node compiles."""
+    study_sha256: str = ""
     parameters: dict[str, Scalar]
     parameter_bounds: dict[str, tuple[float, float]] = {}
     epsilon: float | None

@@ -62,6 +62,7 @@ class Task(_Message):
     round: int = Field(ge=0)
     kind: TaskKind
     algorithm: AlgorithmRef
+    study_sha256: str = ""  # the study schema the task computes on: the approval's, checked by the node
     params: dict[str, Scalar | None] = {}
     arrays: dict[str, ArrayPayload] = {}
     payload: dict[str, Any] = {}  # secure-aggregation messages (see federation/secure.py)

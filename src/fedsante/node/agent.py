@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.algorithms.catalogue import get_algorithm, installed
 from fedsante.audit import AuditLog
-from fedsante.data.heart import HospitalTable
-from fedsante.errors import ConfigError, FedsanteError, Forbidden
+from fedsante.data.cohort import Cohort
+from fedsante.data.mapping import Mapping
+from fedsante.data.study import StudySchema
+from fedsante.errors import ConfigError, DataError, FedsanteError, Forbidden
 from fedsante.federation.auth import sign_request
 from fedsante.federation.feasibility import FEASIBILITY
 from fedsante.federation.keys import canonical_json, sha256_hex, sign
@@ -33,6 +36,8 @@ from fedsante.node.policy import Acceptances, NodePolicy, load_policy
 from fedsante.reports.carbon import ComputeMeter
 
 log = logging.getLogger("fedsante.node")
+CohortSource = Callable[[StudySchema, Mapping], Cohort]
+"""Compiles this node's dataset for a study with the operator's mapping (:func:`fedsante.node.datasets.build_cohort`)."""
 TASKS_PATH = "/api/v1/node/tasks/next"
 RESULTS_PATH = "/api/v1/node/results"
 
@@ -125,11 +130,15 @@ class NodeGuard:
 class NodeAgent:
     """One node's loop. ``client`` is an ``httpx.AsyncClient`` whose base URL is the desk."""
 
-    def __init__(self, *, node_id: str, table: HospitalTable, key: Ed25519PrivateKey,
-                 client: httpx.AsyncClient, guard: NodeGuard, poll_seconds: float = 10.0,
+    def __init__(self, *, node_id: str, key: Ed25519PrivateKey, client: httpx.AsyncClient, guard: NodeGuard,
+                 table: Cohort | None = None, source: CohortSource | None = None, poll_seconds: float = 10.0,
                  meter: ComputeMeter | None = None, objections: Objections | None = None) -> None:
+        if (table is None) == (source is None):
+            raise ValueError("NodeAgent needs exactly one of 'table' (a fixed cohort, for simulations) or 'source' "
+                             "(compiles the node's dataset for each approved study).")
         self.node_id = node_id
         self.table = self.base_table = table
+        self.source = source
         self.key = key
         self.client = client
         self.guard = guard
@@ -147,8 +156,10 @@ class NodeAgent:
         self._energy = {}
         if error is None:
             try:
+                self._run_table(task)
                 if task.kind == FEASIBILITY:
-                    payload = feasibility_payload(self.table, self.guard.k_min(task))
+                    payload = feasibility_payload(self.table, self.guard.k_min(task),
+                                                  binary=getattr(self.table, "binary", True))
                 elif task.kind.startswith("secagg_") or "forwarded" in task.payload:
                     payload = self.secure.handle(task, lambda: self._vector(task))
                 else:
@@ -175,6 +186,28 @@ class NodeAgent:
                                            "privacy": self.guard.privacy_totals()})
         signature = sign(self.key, canonical_json(result.signed_content()))
         return result.model_copy(update={"signature": signature})
+
+    def _run_table(self, task: Task) -> Cohort:
+        """The run's cohort: the dataset compiled for the approved study with the operator's mapping, minus
+        the patients who objected (built at the run's first task, then kept for the run)."""
+        if self._cohort_run == task.run_id:
+            return self.table
+        base = self.base_table if self.source is None else self._compile(task)
+        self.table = self.objections.cohort(base, task.run_id) if self.objections is not None else base
+        self._cohort_run = task.run_id
+        return self.table
+
+    def _compile(self, task: Task) -> Cohort:
+        doc = task.approval.document
+        entry = self.guard.acceptances.all().get(doc.approval_id, {})
+        mapping = Mapping.model_validate(entry.get("mapping") or {"variables": []})
+        try:
+            return self.source(doc.study, mapping)
+        except DataError as exc:  # the details (values, counts) stay here: only the kind of problem leaves
+            log.warning("node %s: dataset not readable for study %s: %s", self.node_id, doc.study.id, exc.message)
+            raise Forbidden(f"this hospital's data cannot be compiled for study {doc.study.id!r} (missing columns or "
+                            "values the mapping does not cover); its operator sees the details with "
+                            f"'fedsante node check --project {doc.project_reference}'") from None
 
     def _check_plain(self, task: Task) -> None:
         """Refuse to send in plain what leaves this node only summed with other hospitals'."""
@@ -227,7 +260,6 @@ class NodeAgent:
         task = Task.model_validate_json(response.content)
         if self.objections is not None and task.run_id != self._cohort_run:  # a new run: objections first
             await self._refresh_objections()
-            self.table, self._cohort_run = self.objections.cohort(self.base_table, task.run_id), task.run_id
         result = self.handle(task)
         body = result.model_dump_json().encode()
         headers = sign_request(self.key, self.node_id, "POST", RESULTS_PATH, body)

@@ -92,6 +92,11 @@ def task_problem(task: Task, *, node_id: str, dataset: str, policy: NodePolicy, 
         return f"this hospital declined approval {doc.approval_id} on {accepted['decided_at']}: {accepted['reason']}"
     if accepted["sha256"] != task.approval.sha256():
         return f"approval {doc.approval_id} differs from the document this hospital accepted"
+    if doc.study is None:
+        return f"approval {doc.approval_id} declares no study schema: this node cannot know what to compute on"
+    if doc.study_sha256 != doc.study.sha256() or task.study_sha256 != doc.study_sha256:
+        return (f"the task's study schema {task.study_sha256[:12] or '(none)'}... differs from the schema approval "
+                f"{doc.approval_id} signed ({doc.study.sha256()[:12]}...)")
     if task.algorithm != doc.algorithm:
         return (f"the task asks for {task.algorithm.id} code hash {task.algorithm.code_hash[:12]}..., approval "
                 f"{doc.approval_id} allows {doc.algorithm.code_hash[:12]}...")

@@ -19,13 +19,12 @@ the whole noise once ``noise_shares`` nodes contributed), and their sums are pos
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from fedsante.learning.logistic import Params
 from fedsante.reports.explain import permutation_importance
-from fedsante.reports.fairness import Attribute, masks
 from fedsante.reports.noise import noisy_counts
 from fedsante.reports.performance import BINS, GroupStats, group_stats
 
@@ -36,19 +35,21 @@ GROUP_WIDTH = 4 * BINS + 2  # one GroupStats vector per subgroup
 IMPORTANCE_REPEATS = 5
 
 
-def subgroup_matrix(X: np.ndarray, feature_names: Sequence[str], y: np.ndarray, proba: np.ndarray,
-                    attributes: Sequence[Attribute]) -> np.ndarray:
+def subgroup_matrix(groups: Mapping[str, np.ndarray], attributes: Sequence[tuple[str, int]], y: np.ndarray,
+                    proba: np.ndarray) -> np.ndarray:
     """The statistics of every group of every attribute, one row each (``GroupStats.as_vector``), in order.
 
-    >>> X = np.array([[0.0]] * 3 + [[1.0]] * 2); y = np.array([0, 1, 1, 0, 1])
-    >>> sex = Attribute("sex", "sex", (("female", 0, 0.5), ("male", 0.5, 1.01)))
-    >>> m = subgroup_matrix(X, ["sex"], y, np.full(5, 0.4), [sex])
+    ``groups[name]`` holds each row's group index for attribute ``name`` (-1: in no group); ``attributes``
+    lists ``(name, number of groups)``.
+
+    >>> y = np.array([0, 1, 1, 0, 1])
+    >>> m = subgroup_matrix({"sex": np.array([0, 0, 0, 1, 1])}, [("sex", 2)], y, np.full(5, 0.4))
     >>> m.shape, GroupStats.from_vector(m[0]).n, GroupStats.from_vector(m[1]).n_positive
     ((2, 42), 3.0, 1.0)
     """
     y = np.asarray(y)
-    rows = [group_stats(y[mask], proba[mask]).as_vector()
-            for attribute in attributes for mask in masks(X, feature_names, attribute).values()]
+    rows = [group_stats(y[groups[name] == g], proba[groups[name] == g]).as_vector()
+            for name, count in attributes for g in range(count)]
     return np.stack(rows) if rows else np.zeros((0, 4 * BINS + 2))
 
 

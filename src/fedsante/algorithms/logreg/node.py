@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import zlib
 
+from typing import Any
+
 import numpy as np
 
-from fedsante.data.heart import HospitalTable
 from fedsante.errors import BadRequest
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import LOGISTIC, Params, SGDConfig, predict_proba, sgd
@@ -25,13 +26,12 @@ from fedsante.algorithms.logreg.evaluation import (IMPORTANCE, STATS, SUBGROUPS,
 from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
 from fedsante.reports.metrics import roc_auc
-from fedsante.reports.fairness import attributes as fairness_attributes
 from fedsante.reports.performance import GroupStats, group_stats, summary
 
 Arrays = dict[str, np.ndarray]
 
 
-def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, node_id: str,
+def execute(kind: str, params: dict, arrays: Arrays, table: Any, *, node_id: str,
             round_number: int) -> tuple[Arrays, dict[str, float | None]]:
     """Run one task and return ``(arrays, metrics)`` to send back."""
     settings = LogRegParams.model_validate(params)
@@ -61,14 +61,14 @@ def execute(kind: str, params: dict, arrays: Arrays, table: HospitalTable, *, no
 
 
 def _test_predictions(settings: LogRegParams, model: Params, scaler: Scaler,
-                      table: HospitalTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                      table: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(X in original units, X as the model sees it, y, predicted probability)`` of the test rows."""
     X_raw, y_test = table.part("test")
     X_test = scaler.transform(np.clip(X_raw, *table.bounds) if settings.dp else X_raw)
     return X_raw, X_test, y_test, predict_proba(model, X_test)
 
 
-def _evaluate(settings: LogRegParams, model: Params, scaler: Scaler, table: HospitalTable,
+def _evaluate(settings: LogRegParams, model: Params, scaler: Scaler, table: Any,
               train: tuple[np.ndarray, np.ndarray], rng: np.random.Generator | None,
               node_id: str) -> tuple[Arrays, dict[str, float | None]]:
     """Performance of the final model on the test rows (:mod:`fedsante.algorithms.logreg.evaluation`)."""
@@ -88,18 +88,33 @@ def _evaluate(settings: LogRegParams, model: Params, scaler: Scaler, table: Hosp
     return arrays, {key: _finite(value) for key, value in metrics.items()}
 
 
-def _subgroups(settings: LogRegParams, model: Params, scaler: Scaler, table: HospitalTable,
+def _subgroups(settings: LogRegParams, model: Params, scaler: Scaler, table: Any,
                rng: np.random.Generator | None) -> tuple[Arrays, dict[str, float]]:
     """Statistics per subgroup, for secure aggregation only: exact, or noisy counts with this node's noise share."""
-    X_raw, _, y_test, proba = _test_predictions(settings, model, scaler, table)
-    attributes = fairness_attributes(settings.attribute_names)
+    _, _, y_test, proba = _test_predictions(settings, model, scaler, table)
+    attributes = chosen_attributes(settings, table)
     if not attributes:
-        raise BadRequest("The task asks for subgroup statistics, but the run names no fairness attribute.")
-    matrix = subgroup_matrix(X_raw, table.feature_names, y_test, proba, attributes)
+        raise BadRequest("The task asks for subgroup statistics, but the study names no fairness attribute.")
+    test = np.asarray(table.split) == "test"
+    matrix = subgroup_matrix({name: table.groups[name][test] for name, _ in attributes}, attributes, y_test, proba)
     if settings.dp:
         matrix = noisy_share(matrix, len(attributes), settings.evaluation_noise_multiplier, settings.noise_shares or 1,
                              rng)
     return {SUBGROUPS: matrix}, {"n": float(len(y_test))}
+
+
+def chosen_attributes(settings: LogRegParams, table: Any) -> list[tuple[str, int]]:
+    """The study's fairness attributes the run analyses (name, number of groups), in the study's order."""
+    declared = list(getattr(table, "attribute_groups", ()))
+    names = settings.attribute_names
+    if names == ["*"]:
+        return declared
+    known = dict(declared)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BadRequest(f"fairness attribute(s) {', '.join(unknown)} are not declared by the study "
+                         f"(declared: {', '.join(known) or 'none'})")
+    return [(name, known[name]) for name in names]
 
 
 def _fit(settings: LogRegParams, model: Params, X: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
@@ -140,7 +155,7 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def _scaler(settings: LogRegParams, arrays: Arrays, X_train: np.ndarray, table: HospitalTable) -> Scaler:
+def _scaler(settings: LogRegParams, arrays: Arrays, X_train: np.ndarray, table: Any) -> Scaler:
     if settings.scaling == "global":
         return Scaler(mean=_need(arrays, "mean"), scale=_need(arrays, "scale"))
     if settings.scaling == "bounds":
