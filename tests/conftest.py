@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit import AuditLog
+from fedsante.common.keys import canonical_json, public_key_b64, sign
 from fedsante.federation.approval import (ApprovalDocument, CharterRef, DatasetScope, SignedApproval, iso, key_id)
 from fedsante.federation.catalogue import get_algorithm
-from fedsante.federation.keys import canonical_json, public_key_b64, sign
 from fedsante.federation.messages import Task
 from fedsante.federation.params import LogRegParams
 from fedsante.node.agent import NodeGuard

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import make_governed
+from fedsante.common.errors import Forbidden
 from fedsante.desk.runs import _params, privacy_summary
-from fedsante.errors import Forbidden
 from fedsante.federation.params import LogRegParams
 
 

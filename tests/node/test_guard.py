@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import calibrated
+from fedsante.common.keys import canonical_json, public_key_b64, verify
 from fedsante.data.heart import load_hospital
 from fedsante.federation.approval import AlgorithmRef, iso
-from fedsante.federation.keys import canonical_json, public_key_b64, verify
 from fedsante.node.agent import NodeAgent, installed_algorithms
 from fedsante.node.guard import algorithm_problem, approval_problems
 from fedsante.node.policy import NodePolicy, load_policy, save_policy

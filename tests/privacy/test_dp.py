@@ -10,7 +10,7 @@ from scipy.optimize import brentq
 from scipy.special import gammaln, logsumexp
 from scipy.stats import norm
 
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 from fedsante.learning.logistic import SGDConfig, gradient, sgd
 from fedsante.learning.scaling import Moments, combine
 from fedsante.privacy.accountant import (BudgetExceeded, PrivacyPlan, calibrate_sigma, epsilon_for, gaussian_event,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 RAW_COLUMNS = (
     "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",

@@ -27,8 +27,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from fedsante.common.errors import ConfigError, DataError, field_problems
 from fedsante.desk.registry import ALGORITHM_PARAMS, ProjectSpec, Report, algorithm_params
-from fedsante.errors import ConfigError, DataError, field_problems
 from fedsante.federation.catalogue import CATALOGUE
 
 Problem = tuple[str, str]

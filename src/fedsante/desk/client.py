@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from fedsante.errors import ConfigError, DeskUnreachable, FedsanteError, RunFailed
+from fedsante.common.errors import ConfigError, DeskUnreachable, FedsanteError, RunFailed
 
 
 class DeskClient:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator
 
-from fedsante.errors import ConfigError, DataError, field_problems
+from fedsante.common.errors import ConfigError, DataError, field_problems
 from fedsante.federation.catalogue import get_algorithm
 from fedsante.federation.params import LogRegParams
 

@@ -11,20 +11,20 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from fedsante.common.errors import BadRequest, Conflict, FedsanteError, Forbidden, NotFound, field_problems
+from fedsante.common.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.data.heart import FEATURES, feature_bounds
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Node, Run, TaskRecord, utcnow
-from fedsante.errors import BadRequest, Conflict, FedsanteError, Forbidden, NotFound, field_problems
 from fedsante.federation.approval import ApprovalDocument, bounds_problem
 from fedsante.federation.broker import Broker
 from fedsante.federation.catalogue import get_algorithm
 from fedsante.federation.coordinator import RunOutcome, RunPlan, run_study
-from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
 from fedsante.federation.params import DERIVED, LogRegParams
-from fedsante.privacy.accountant import BudgetExceeded
 from fedsante.node.evaluation import release_sensitivity
+from fedsante.privacy.accountant import BudgetExceeded
 from fedsante.reports.fairness import attributes as fairness_attributes
 
 log = logging.getLogger("fedsante.desk")

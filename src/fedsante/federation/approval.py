@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fedsante.federation.keys import canonical_json, sha256_hex, verify
+from fedsante.common.keys import canonical_json, sha256_hex, verify
 
 Scalar = float | int | str | bool
 

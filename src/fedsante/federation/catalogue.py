@@ -13,7 +13,7 @@ from importlib import import_module
 from pathlib import Path
 
 from fedsante import __version__
-from fedsante.errors import NotFound
+from fedsante.common.errors import NotFound
 from fedsante.federation.messages import AlgorithmRef
 
 

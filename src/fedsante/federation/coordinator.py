@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fedsante.errors import RunFailed
-from fedsante.federation.broker import Broker
+from fedsante.common.errors import RunFailed
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
+from fedsante.federation.broker import Broker
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.federation.secure import moments_config, round_config, secure_round, setup, subgroups_config
 from fedsante.federation.params import LogRegParams
+from fedsante.federation.secure import moments_config, round_config, secure_round, setup, subgroups_config
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.learning.strategy import FedAvg, sum_params
 from fedsante.node.evaluation import IMPORTANCE, STATS
-from fedsante.reports.fairness import attributes as fairness_attributes
 from fedsante.privacy.dp import private_scaler, range_scaler
+from fedsante.reports.fairness import attributes as fairness_attributes
 from fedsante.reports.performance import BINS
 
 GROUP_WIDTH = 4 * BINS + 2  # one GroupStats vector per subgroup

@@ -16,21 +16,21 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit import AuditLog
+from fedsante.common.errors import ConfigError, FedsanteError, Forbidden
+from fedsante.common.keys import canonical_json, sha256_hex, sign
 from fedsante.data.heart import HospitalTable
-from fedsante.errors import ConfigError, FedsanteError, Forbidden
 from fedsante.federation.approval import AlgorithmRef
 from fedsante.federation.auth import sign_request
 from fedsante.federation.catalogue import CATALOGUE
-from fedsante.federation.keys import canonical_json, sha256_hex, sign
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
-from fedsante.node.executor import execute
 from fedsante.federation.params import LogRegParams
+from fedsante.node.executor import execute
 from fedsante.node.guard import approval_problems, privacy_problem, task_problem
 from fedsante.node.ledger import DEBIT, KINDS, PrivacyLedger, debit, made
 from fedsante.node.objections import Objections
 from fedsante.node.outputs import release_outputs
-from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
+from fedsante.node.secure import SecureRounds
 from fedsante.reports.carbon import ComputeMeter
 
 log = logging.getLogger("fedsante.node")

@@ -14,8 +14,8 @@ import zlib
 
 import numpy as np
 
+from fedsante.common.errors import BadRequest
 from fedsante.data.heart import HospitalTable
-from fedsante.errors import BadRequest
 from fedsante.federation.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
@@ -24,8 +24,8 @@ from fedsante.node.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_a
                                       release_sensitivity, subgroup_matrix)
 from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
-from fedsante.reports.metrics import roc_auc
 from fedsante.reports.fairness import attributes as fairness_attributes
+from fedsante.reports.metrics import roc_auc
 from fedsante.reports.performance import GroupStats, group_stats, summary
 
 Arrays = dict[str, np.ndarray]

@@ -21,8 +21,8 @@ import httpx
 from nacl.public import PrivateKey
 
 from fedsante.audit import AuditLog
+from fedsante.common.errors import DataError
 from fedsante.data.heart import HospitalTable
-from fedsante.errors import DataError
 from fedsante.federation.auth import sign_request
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
                                          unseal)

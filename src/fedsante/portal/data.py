@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from fedsante.common.errors import NotFound
 from fedsante.desk.db import Acceptance, Account, Approval, Node, Organisation, Project, ProjectEvent, Review, Run
 from fedsante.desk.objections import hospital_list
-from fedsante.errors import NotFound
 
 SCHEMA = "fedsante-portal/1"
 PUBLIC_STATUSES = ("submitted", "in_review", "changes_requested", "approved", "rejected", "running", "completed",

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from fedsante.common.errors import Conflict, FedsanteError, NotFound, TooManyRequests
 from fedsante.desk import objections
-from fedsante.errors import Conflict, FedsanteError, NotFound, TooManyRequests
 from fedsante.portal import data, opendata
 from fedsante.portal.present import registry_rows
 from fedsante.portal.texts import PATHS, STATUS, T
