@@ -30,6 +30,7 @@ from fedsante.node.ledger import DEBIT, KINDS, PrivacyLedger, debit, made
 from fedsante.node.objections import Objections
 from fedsante.node.outputs import release_outputs
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
+from fedsante.node.replies import raise_for_status
 from fedsante.node.secure import SecureRounds
 from fedsante.reports.carbon import ComputeMeter
 
@@ -253,12 +254,3 @@ class NodeAgent:
 
 def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
-
-
-def raise_for_status(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        raise FedsanteError(f"desk answered {response.status_code}: {message}")

@@ -18,11 +18,12 @@ from fedsante.common.errors import ConfigError, DeskUnreachable, Forbidden
 from fedsante.common.keys import canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign
 from fedsante.federation.approval import AcceptanceNotice, SignedApproval, iso, key_id
 from fedsante.federation.auth import sign_request
-from fedsante.node.agent import NodeGuard, installed_algorithms, raise_for_status
+from fedsante.node.agent import NodeGuard, installed_algorithms
 from fedsante.node.config import NodeConfig, write_config
 from fedsante.node.guard import approval_problems
 from fedsante.node.ledger import PrivacyLedger
 from fedsante.node.policy import Acceptances, DatasetPolicy, NodePolicy, TrustedKey, load_policy, save_policy
+from fedsante.node.replies import raise_for_status
 
 DEFAULT_EPSILON_CAP = 10.0
 
