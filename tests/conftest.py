@@ -14,7 +14,7 @@ from fedsante.audit import AuditLog
 from fedsante.data.bundled import bundled_study
 from fedsante.federation.approval import (ApprovalDocument, CharterRef, DatasetScope, SignedApproval, iso, key_id)
 from fedsante.algorithms.catalogue import get_algorithm
-from fedsante.federation.keys import canonical_json, public_key_b64, sign
+from fedsante.common.keys import canonical_json, public_key_b64, sign
 from fedsante.federation.messages import Task
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.node.agent import NodeGuard

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fedsante.common.errors import ConfigError, DataError
 from fedsante.data.heart import CSV_COLUMNS, load_csv, load_hospital
 from fedsante.desk.app import create_app
 from fedsante.desk.settings import DeskSettings
-from fedsante.errors import ConfigError, DataError
 from fedsante.node.config import load_config
 
 HEADER = ",".join(CSV_COLUMNS)

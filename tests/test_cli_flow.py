@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fedsante.launcher import free_port
+from fedsante.sim.launcher import free_port
 
 pytestmark = pytest.mark.e2e
 

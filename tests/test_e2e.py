@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fedsante.common.errors import RunFailed
 from fedsante.desk.client import DeskClient
-from fedsante.errors import RunFailed
-from fedsante.launcher import Deployment, free_port
-from fedsante.lifecycle import example_spec
+from fedsante.sim.launcher import Deployment, free_port
+from fedsante.sim.lifecycle import example_spec
 
 pytestmark = pytest.mark.e2e
 FEDSANTE = [sys.executable, "-m", "fedsante"]

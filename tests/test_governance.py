@@ -20,18 +20,18 @@ import numpy as np
 import pytest
 
 from conftest import calibrated, seal, sign_approval
-from fedsante import lifecycle
+from fedsante.common.keys import load_key
 from fedsante.data.heart import load_hospital
 from fedsante.desk.app import create_app
 from fedsante.desk.client import DeskClient
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.approval import DatasetScope, SignedApproval, iso
-from fedsante.federation.keys import load_key
 from fedsante.federation.messages import Task, pack
 from fedsante.node import operator
 from fedsante.node.agent import NodeAgent
 from fedsante.node.config import NodeConfig
 from fedsante.node.policy import Acceptances
+from fedsante.sim import lifecycle
 
 URL = "http://desk.invalid"
 
@@ -162,7 +162,7 @@ def test_a_declined_project_is_refused_and_the_desk_shows_the_decision(harness) 
 
 
 def test_a_desk_whose_audit_chain_was_tampered_with_refuses_to_start(tmp_path: Path) -> None:
-    from fedsante.errors import DataError
+    from fedsante.common.errors import DataError
 
     settings = DeskSettings(data_dir=tmp_path, database_url="sqlite://")
     create_app(settings, admin_token="fst_t")

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from fedsante.data.heart import load_hospital
-from fedsante.launcher import Deployment
-from fedsante.lifecycle import example_spec
+from fedsante.sim.launcher import Deployment
+from fedsante.sim.lifecycle import example_spec
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import pytest
 
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
-from fedsante.federation.simulation import simulate_study
+from fedsante.sim.simulation import simulate_study
 from fedsante.learning.logistic import init_params, predict_proba
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.reports.metrics import accuracy
@@ -84,7 +84,7 @@ def test_flamby_protocol_uses_each_nodes_own_scaling(tables) -> None:
 
 
 def test_a_node_with_a_bad_parameter_fails_the_run_with_its_reason(tables, monkeypatch) -> None:
-    from fedsante.errors import RunFailed
+    from fedsante.common.errors import RunFailed
     from fedsante.node import agent
 
     real = agent.installed()

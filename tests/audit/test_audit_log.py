@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit import GENESIS, AuditLog, verify_chain, verify_file
 from fedsante.audit.chain import entry_hash, make_entry, to_line
-from fedsante.federation.keys import public_key_b64
+from fedsante.common.keys import public_key_b64
 
 
 @pytest.fixture

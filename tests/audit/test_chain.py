@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fedsante.audit import AuditLog, Verification, verify_chain
 from fedsante.audit.chain import GENESIS, Entry, entry_hash, make_entry, to_line
 from fedsante.audit.log import head_of, split_lines, verify_file
-from fedsante.errors import DataError
-from fedsante.federation.keys import public_key_b64
+from fedsante.common.errors import DataError
+from fedsante.common.keys import public_key_b64
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 

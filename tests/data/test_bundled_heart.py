@@ -12,7 +12,7 @@ from fedsante.data.bundled import bundled_datasets, bundled_study, data_dir
 from fedsante.data.cohort import Cohort, compile_cohort
 from fedsante.data.mapping import Mapping
 from fedsante.data.sources import read_table
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 
 RAW_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "fed_heart_disease"
 RAW_COLUMNS = ("age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",

@@ -9,7 +9,7 @@ from fedsante.data.cohort import compile_cohort, seeded_fraction
 from fedsante.data.mapping import Mapping, parse_map_option
 from fedsante.data.sources import DatasetDeclaration, RawTable, read_table
 from fedsante.data.study import parse_study
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 TRIAL_CSV = """\
 SUBJ,AGE_YRS,Race,Treated,Died,Arm

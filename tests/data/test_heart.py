@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedsante.common.errors import DataError
 from fedsante.data.heart import CSV_COLUMNS, FEATURES, HOSPITALS, load_csv, load_hospital
-from fedsante.errors import DataError
 
 HEADER = "patient_id,age,sex,trestbps,chol,fbs,thalach,exang,oldpeak,cp,restecg,num,split"
 ROW_P1 = "p1,63,1,145,233,1,150,0,2.3,4,1,2,train"

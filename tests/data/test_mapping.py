@@ -8,7 +8,7 @@ import pytest
 from fedsante.data.mapping import Mapping, VariableMapping, load_mapping, mapping_problems, parse_map_option
 from fedsante.data.sources import RawTable
 from fedsante.data.study import parse_study
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 
 STUDY = parse_study({
     "id": "trial", "title_fr": "Essai", "title_en": "Trial",

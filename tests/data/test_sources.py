@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fedsante.data.sources import DatasetDeclaration, describe, read_table
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 
 def write(tmp_path: Path, text: str, name: str = "site.csv") -> DatasetDeclaration:

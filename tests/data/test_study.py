@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fedsante.data.study import StudySchema, canonical, load_study, parse_study
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 
 
 def study_dict() -> dict:

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fedsante.desk.access import ROLES, Needs
-from fedsante.desk.app import create_app
 from fedsante.desk.settings import DeskSettings
+from fedsante.portal.app import create_app
 
 ADMIN_TOKEN = "fst_bootstrap-admin-token-for-tests"
 ALL = set(ROLES)

@@ -9,11 +9,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from fedsante.common.keys import public_key_b64
 from fedsante.desk.app import create_app
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.auth import sign_request
-from fedsante.federation.keys import public_key_b64
-from fedsante.lifecycle import example_spec
+from fedsante.sim.lifecycle import example_spec
 
 TOKEN = "t"
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
@@ -325,7 +325,7 @@ def test_next_task_correctly_signed_with_no_task_is_204(client: TestClient, regi
 
 def test_result_for_an_unknown_task_is_a_conflict(client: TestClient, registered: int, node_key) -> None:
     # Prepare: a correctly signed result of a task the desk never sent
-    from fedsante.federation.keys import canonical_json, sign
+    from fedsante.common.keys import canonical_json, sign
     from fedsante.federation.messages import TaskResult
 
     result = TaskResult(task_id="ghost", run_id="r1", node_id="chu-lille", ok=True)

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from fedsante.desk.charter import CHECKS, Charter, failed, load_charter, run_checks
 from fedsante.desk.registry import (ALGORITHM_PARAMS, Controller, DatasetRequest, ProjectSpec, algorithm_params,
                                    load_project_file)
-from fedsante.errors import ConfigError, DataError, NotFound
+from fedsante.common.errors import ConfigError, DataError, NotFound
 from fedsante.algorithms.catalogue import catalogue
-from fedsante.lifecycle import EXAMPLE_PROJECT
+from fedsante.sim.lifecycle import EXAMPLE_PROJECT
 
 EXAMPLE = EXAMPLE_PROJECT
 CHARTER_TEXT = (files("fedsante.desk") / "charters" / "grand_est.toml").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from fedsante.desk.app import create_app
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.approval import SignedApproval, signature_problem
-from fedsante.lifecycle import HOLDER_ORG, REVIEWER_ORGS, example_spec
+from fedsante.sim.lifecycle import HOLDER_ORG, REVIEWER_ORGS, example_spec
 
 ADMIN = "fst_admin-token-for-lifecycle-tests"
 

@@ -7,11 +7,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from nacl.public import PrivateKey
 
-from fedsante.desk.app import create_app
+from fedsante.common.keys import public_key_b64
 from fedsante.desk.db import Objection
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.auth import sign_request
-from fedsante.federation.keys import public_key_b64
+from fedsante.portal.app import create_app
 from fedsante.privacy.objections import public_b64, unseal
 
 ADMIN = {"authorization": "Bearer t"}

@@ -7,7 +7,7 @@ import pytest
 from conftest import make_governed
 from fedsante.algorithms.logreg import LogReg
 from fedsante.desk.runs import _params, privacy_summary
-from fedsante.errors import Forbidden
+from fedsante.common.errors import Forbidden
 from fedsante.algorithms.logreg.params import LogRegParams
 
 

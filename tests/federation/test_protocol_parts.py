@@ -16,13 +16,13 @@ from pydantic import ValidationError
 
 from fedsante import __version__
 from fedsante.data.heart import load_hospital
-from fedsante.errors import BadRequest, ConfigError, Conflict, Forbidden, NotFound, Unauthorized
+from fedsante.common.errors import BadRequest, ConfigError, Conflict, Forbidden, NotFound, Unauthorized
 from fedsante.federation import auth
 from fedsante.federation.auth import NODE_HEADER, SIGNATURE_HEADER, TIME_HEADER, sign_request, verify_request
 from fedsante.federation.broker import Broker
 from fedsante.algorithms.base import code_hash
 from fedsante.algorithms.catalogue import get_algorithm
-from fedsante.federation.keys import (
+from fedsante.common.keys import (
     canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign, verify,
 )
 from fedsante.federation.messages import AlgorithmRef, ArrayPayload, Task, TaskResult, pack, unpack

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 from fedsante.node.config import NodeConfig, load_config, write_config
 
 BASE = 'node_id = "chu-lille"\ndesk_url = "http://127.0.0.1:8700"\n'

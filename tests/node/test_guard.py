@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from conftest import calibrated
 from fedsante.data.heart import load_hospital
 from fedsante.federation.approval import AlgorithmRef, iso
-from fedsante.federation.keys import canonical_json, public_key_b64, verify
+from fedsante.common.keys import canonical_json, public_key_b64, verify
 from fedsante.algorithms.catalogue import installed as installed_algorithms
 from fedsante.node.agent import NodeAgent
 from fedsante.node.guard import algorithm_problem, approval_problems

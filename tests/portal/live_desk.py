@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fedsante.launcher import Deployment
-from fedsante.lifecycle import example_spec
+from fedsante.sim.launcher import Deployment
+from fedsante.sim.lifecycle import example_spec
 
 
 @dataclass

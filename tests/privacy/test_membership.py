@@ -9,6 +9,7 @@ import pytest
 
 from fedsante.privacy.membership import (auc_sensitivity, dp_auc_ceiling, log_losses, loss_threshold_auc,
                                          private_membership_auc)
+from fedsante.reports.metrics import roc_auc
 
 
 def brute_auc(members: np.ndarray, others: np.ndarray) -> float:
@@ -20,6 +21,23 @@ def test_attack_auc_is_the_share_of_member_non_member_pairs_it_orders_right() ->
     rng = np.random.default_rng(0)
     members, others = rng.exponential(0.5, 40).round(2), rng.exponential(0.7, 30).round(2)  # rounding makes ties
     assert math.isclose(loss_threshold_auc(members, others), brute_auc(members, others), rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_attack_auc_equals_the_roc_auc_of_the_negated_losses(seed: int) -> None:
+    # Prepare: losses with ties, members labelled 1
+    rng = np.random.default_rng(seed)
+    members, others = rng.exponential(0.5, 30 + seed).round(1), rng.exponential(0.6, 20).round(1)
+    labels = np.concatenate([np.ones(len(members)), np.zeros(len(others))])
+    # Execute
+    auc = loss_threshold_auc(members, others)
+    # Assert
+    assert auc == roc_auc(labels, -np.concatenate([members, others]))
+
+
+def test_attack_auc_is_nan_without_members_or_without_non_members() -> None:
+    assert math.isnan(loss_threshold_auc(np.array([]), np.array([0.3])))
+    assert math.isnan(loss_threshold_auc(np.array([0.3]), np.array([])))
 
 
 def test_one_patient_moves_the_auc_by_at_most_the_sensitivity() -> None:

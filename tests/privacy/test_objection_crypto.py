@@ -7,7 +7,7 @@ import base64
 import pytest
 from nacl.public import PrivateKey
 
-from fedsante.errors import ConfigError, DataError
+from fedsante.common.errors import ConfigError, DataError
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, new_receipt,
                                          normalise, public_b64, receipt_id, seal, unseal)
 

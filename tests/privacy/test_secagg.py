@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from fedsante.errors import ConfigError, RunFailed
+from fedsante.common.errors import ConfigError, RunFailed
 from fedsante.privacy.quantize import dequantize, levels, quantize, step
 from fedsante.privacy.secagg import (
     ForwardedShares, SecAggClient, SecAggConfig, SecAggServer, UnmaskRequest, UnmaskShares, secagg_round_cost,

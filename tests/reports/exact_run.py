@@ -8,13 +8,13 @@ import asyncio
 import numpy as np
 import pytest
 
-from fedsante import lifecycle
 from fedsante.data.heart import HOSPITALS, load_hospital
-from fedsante.federation.simulation import simulate_study
-from fedsante.launcher import HOSPITAL_NAMES
 from fedsante.learning.logistic import predict_proba
 from fedsante.learning.scaling import Scaler
 from fedsante.reports.trust import build_report
+from fedsante.sim import lifecycle
+from fedsante.sim.launcher import HOSPITAL_NAMES
+from fedsante.sim.simulation import simulate_study
 
 NODES = {h: {"hospital_name": name, "territory": territory} for h, (name, territory) in HOSPITAL_NAMES.items()}
 

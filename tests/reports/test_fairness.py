@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from fedsante.common.errors import ConfigError
 from fedsante.data.heart import FEATURES, HOSPITALS, load_hospital
-from fedsante.errors import ConfigError
 from fedsante.learning.logistic import predict_proba
 from fedsante.learning.scaling import local_scaler
 from fedsante.reports.fairness import (AGE, DEFAULT_ATTRIBUTES, SEX, Attribute, equalized_odds_difference, flags,

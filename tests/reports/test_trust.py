@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from fedsante import lifecycle
 from fedsante.data.heart import HOSPITALS, load_hospital
-from fedsante.federation.simulation import simulate_study
-from fedsante.launcher import HOSPITAL_NAMES
 from fedsante.learning.logistic import predict_proba
 from fedsante.learning.scaling import Scaler
 from fedsante.reports.performance import auc, brier, group_stats, summary
 from fedsante.reports.trust import WITHHELD, build_report, project_reference
+from fedsante.sim import lifecycle
+from fedsante.sim.launcher import HOSPITAL_NAMES
+from fedsante.sim.simulation import simulate_study
 
 from exact_run import NODES, exact, predictions  # noqa: F401  (exact: fixture)
 

@@ -13,13 +13,13 @@ import pytest
 from exact_run import NODES, exact, predictions  # noqa: F401  (exact: fixture)
 
 from fedsante.data.heart import load_hospital
-from fedsante.federation.simulation import simulate_study
 from fedsante.learning.scaling import Scaler
 from fedsante.reports.explain import permutation_importance
 from fedsante.reports.fairness import AGE, SEX, masks
 from fedsante.reports.performance import group_stats, summary
 from fedsante.reports.render import write_report
 from fedsante.reports.trust import build_report
+from fedsante.sim.simulation import simulate_study
 
 ATTRIBUTES = {"sex": SEX, "age": AGE}
 

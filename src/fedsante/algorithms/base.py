@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fedsante import __version__
-from fedsante.errors import BadRequest, field_problems
+from fedsante.common.errors import BadRequest, field_problems
 from fedsante.federation.approval import AlgorithmRef
 
 if TYPE_CHECKING:

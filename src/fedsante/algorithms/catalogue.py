@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 
 from fedsante import __version__
 from fedsante.algorithms.base import Algorithm
-from fedsante.errors import ConfigError, NotFound
+from fedsante.common.errors import ConfigError, NotFound
 from fedsante.federation.approval import AlgorithmRef
 
 log = logging.getLogger("fedsante.algorithms")

@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedsante.errors import DataError
-from fedsante.federation.keys import canonical_json, public_key_b64, sha256_hex, sign, verify
+from fedsante.common.errors import DataError
+from fedsante.common.keys import canonical_json, public_key_b64, sha256_hex, sign, verify
 
 GENESIS = "0" * 64
 

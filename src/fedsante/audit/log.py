@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedsante.audit.chain import GENESIS, Entry, Verification, from_line, make_entry, to_line, utc, verify_chain
-from fedsante.errors import ConfigError, DataError
+from fedsante.common.errors import ConfigError, DataError
 
 DEFAULT_RETENTION_DAYS = 365
 _BLOCK = 4096

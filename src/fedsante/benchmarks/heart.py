@@ -17,13 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
-from fedsante.benchmarks.baselines import evaluate, evaluation_scalers, fit_local, fit_pooled
+from fedsante.sim.baselines import EXACT, evaluate, evaluation_scalers, fit_local, fit_pooled
 from fedsante.data.heart import HOSPITALS, HospitalTable, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
-from fedsante.federation.simulation import simulate_study
+from fedsante.sim.simulation import simulate_study
 
 PROTOCOLS = {"flamby": "local", "fedsante": "global"}
-EXACT = LogRegParams(privacy="none", scaling="global", local_steps=100, lr=0.02, batch_size=8, l2=1.0)
 """Without differential privacy (the comparison with FLamby's non-DP results): SGD settings tuned for it."""
 FLAMBY_METHODS = {"pooled": "Pooled Training", "federated (FedAvg)": "FedAvg100",
                   **{f"local {h}": f"Local {i}" for i, h in enumerate(HOSPITALS)}}

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedsante.data.heart import HOSPITALS, HospitalTable, load_hospital
-from fedsante.federation.simulation import simulate_study
 from fedsante.learning.logistic import predict_proba
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling, log_losses, loss_threshold_auc
 from fedsante.reports.metrics import accuracy, roc_auc
+from fedsante.sim.simulation import simulate_study
 
 EPSILONS = (0.5, 1.0, 2.0, 5.0, 10.0)
 DELTA = 1e-5

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
-from fedsante.federation.simulation import simulate_study
-from fedsante.launcher import Deployment
-from fedsante.lifecycle import example_spec, release_outputs
+from fedsante.sim.simulation import simulate_study
+from fedsante.sim.launcher import Deployment
+from fedsante.sim.lifecycle import example_spec, release_outputs
 
 FLOWER_SECONDS_PER_ROUND = 12.4  # Flower 1.42 deployment, 4 nodes, loopback (shared/reference/flower.md)
 

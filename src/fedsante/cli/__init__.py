@@ -47,7 +47,7 @@ def demo(
     """Start a desk and 4 hospital nodes on loopback, run the Fed-Heart-Disease study, print results."""
     from pydantic import ValidationError
 
-    from fedsante.demo import run_demo
+    from fedsante.sim.demo import run_demo
     from fedsante.algorithms.logreg.params import LogRegParams
 
     try:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fedsante.cli.common import DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, TokenFile, console, friendly, with_desk
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 audit_app = typer.Typer(help="Verify and export the hash-chained audit logs (auditor, DPO).", no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def audit_approval(
     """Verify a project's signed approvals against the desk's published keys (no account needed)."""
     import httpx
 
-    from fedsante.errors import DeskUnreachable
+    from fedsante.common.errors import DeskUnreachable
     from fedsante.federation.approval import verify_published
 
     try:
@@ -78,7 +78,7 @@ def audit_approval(
 def _published_head(desk_url: str, who: str) -> str:
     import httpx
 
-    from fedsante.errors import DeskUnreachable
+    from fedsante.common.errors import DeskUnreachable
 
     try:
         heads = httpx.get(f"{desk_url}/api/v1/audit/heads", timeout=30).json()

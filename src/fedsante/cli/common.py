@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from fedsante.errors import ConfigError, FedsanteError, field_problems
+from fedsante.common.errors import ConfigError, FedsanteError, field_problems
 
 __all__ = ["ConfigError", "field_problems"]
 

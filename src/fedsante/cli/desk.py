@@ -31,8 +31,8 @@ def desk_serve(
     """Serve the desk API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from fedsante.desk.app import create_app
     from fedsante.desk.settings import DeskSettings
+    from fedsante.portal.app import create_app
 
     setup_logging()
     settings = DeskSettings(data_dir=data_dir, database_url=database_url, host=host, port=port,
@@ -96,7 +96,7 @@ def account_create(
 
 
 def _check_date(text: str) -> None:
-    from fedsante.errors import ConfigError
+    from fedsante.common.errors import ConfigError
 
     try:
         date.fromisoformat(text)

@@ -11,7 +11,7 @@ import typer
 
 from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, ConfigOpt, DeskUrl, TokenFile, console, friendly,
                                  rows_table, setup_logging, with_desk)
-from fedsante.errors import ConfigError, field_problems
+from fedsante.common.errors import ConfigError, field_problems
 
 node_app = typer.Typer(help="Run and manage a hospital node (hospital data officer).", no_args_is_help=True)
 policy_app = typer.Typer(help="Show and change this hospital's policy (trusted desk keys, k_min, epsilon caps).",
@@ -77,7 +77,7 @@ def node_register(
     token_file: TokenFile = DEFAULT_TOKEN_FILE,
 ) -> None:
     """Register the node's public key at the desk (admin, or operator of that organisation)."""
-    from fedsante.federation.keys import load_key, public_key_b64
+    from fedsante.common.keys import load_key, public_key_b64
     from fedsante.node.config import load_config
 
     cfg = load_config(config)
@@ -99,7 +99,7 @@ def node_serve(config: ConfigOpt) -> None:
     """Connect to the desk (outbound only) and run the approved tasks it sends, until stopped."""
     import httpx
 
-    from fedsante.federation.keys import load_key
+    from fedsante.common.keys import load_key
     from fedsante.node.ledger import carried_totals
     from fedsante.node import operator
     from fedsante.node.agent import NodeAgent

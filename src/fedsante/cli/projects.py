@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from fedsante.errors import FedsanteError
 from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, TokenFile, console, friendly,
                                  parse_params, rows_table, with_desk)
+from fedsante.common.errors import FedsanteError
 
 project_app = typer.Typer(help="Submit and follow projects (project holder).", no_args_is_help=True)
 review_app = typer.Typer(help="Review projects against the charter (desk reviewer).", no_args_is_help=True)
@@ -21,7 +21,7 @@ Comment = Annotated[str, typer.Option("--comment", "-m", help="Your comment (kep
 @project_app.command("template")
 def project_template() -> None:
     """Print a complete example project file (TOML) to start from."""
-    from fedsante.lifecycle import EXAMPLE_PROJECT
+    from fedsante.sim.lifecycle import EXAMPLE_PROJECT
 
     print(EXAMPLE_PROJECT.read_text(encoding="utf-8"), end="")
 

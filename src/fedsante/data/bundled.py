@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fedsante.data.sources import DatasetDeclaration
 from fedsante.data.study import StudySchema, load_study
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 
 
 def data_dir() -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 from fedsante.data.mapping import Mapping, map_values, mapping_problems
 from fedsante.data.sources import RawTable
 from fedsante.data.study import Filter, StudySchema, Variable, canonical
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 REASONS = ("unmapped value", "missing value", "filter", "not in a split")
 _COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,

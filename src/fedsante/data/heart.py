@@ -25,7 +25,7 @@ from fedsante.data.bundled import bundled_datasets, bundled_study
 from fedsante.data.cohort import Cohort, compile_cohort
 from fedsante.data.mapping import Mapping
 from fedsante.data.sources import read_table
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 RAW_COLUMNS = (
     "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fedsante.data.study import StudySchema, canonical
-from fedsante.errors import ConfigError, field_problems
+from fedsante.common.errors import ConfigError, field_problems
 
 if TYPE_CHECKING:
     from fedsante.data.sources import RawTable

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fedsante.errors import DataError
+from fedsante.common.errors import DataError
 
 MANY_LEVELS = 20
 

@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fedsante.data._checks import split_problems, study_problems
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]

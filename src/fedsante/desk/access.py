@@ -16,8 +16,8 @@ from typing import Literal
 from fastapi import Request
 from sqlalchemy import select
 
+from fedsante.common.errors import Forbidden, Unauthorized
 from fedsante.desk.db import Account, Organisation
-from fedsante.errors import Forbidden, Unauthorized
 
 Role = Literal["holder", "reviewer", "operator", "auditor", "admin"]
 ROLES: tuple[Role, ...] = ("holder", "reviewer", "operator", "auditor", "admin")

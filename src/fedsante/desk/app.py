@@ -1,4 +1,7 @@
-"""The desk service: a FastAPI application (OpenAPI docs at /docs)."""
+"""The desk service: a FastAPI application (OpenAPI docs at /docs).
+
+The public portal's pages are added on top by :func:`fedsante.portal.app.create_app`.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +20,14 @@ from starlette.exceptions import HTTPException
 
 from fedsante import __version__
 from fedsante.audit import AuditLog
+from fedsante.common.errors import FedsanteError, field_problems
+from fedsante.desk import node_routes, objections, project_routes, routes
 from fedsante.desk.access import new_token, token_sha256
 from fedsante.desk.charter import load_charter
 from fedsante.desk.db import Account, Organisation, make_sessionmaker
 from fedsante.desk.keyring import Keyring
 from fedsante.desk.runs import RunService
 from fedsante.desk.settings import DeskSettings
-from fedsante.errors import FedsanteError, field_problems
 from fedsante.federation.broker import Broker
 
 log = logging.getLogger("fedsante.desk")
@@ -129,14 +133,9 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
 
-    from fedsante.desk import node_routes, objections, project_routes, routes
-
     app.include_router(routes.router)
     app.include_router(project_routes.router)
     app.include_router(node_routes.router)
     for router in (objections.public, objections.hospitals, objections.node):
         app.include_router(router)
-    from fedsante.portal.routes import router as portal
-
-    app.include_router(portal)
     return app

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from fedsante.desk.registry import ALGORITHM_PARAMS, ProjectSpec, Report, algorithm_params
-from fedsante.errors import ConfigError, DataError, field_problems
+from fedsante.common.errors import ConfigError, DataError, field_problems
 from fedsante.algorithms.catalogue import catalogue
 
 Problem = tuple[str, str]

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from fedsante.errors import ConfigError, DeskUnreachable, FedsanteError, RunFailed
+from fedsante.common.errors import ConfigError, DeskUnreachable, FedsanteError, RunFailed
 
 
 class DeskClient:
@@ -124,6 +124,8 @@ class DeskClient:
 
     async def trust_report(self, run_id: str) -> dict:
         """The trust report of a released run (:mod:`fedsante.reports.trust`), from what this account may see."""
+        # Imported here, not at the top: the report pulls in scipy.stats (~0.7 s), which every other CLI
+        # command that talks to the desk would pay. desk -> reports points down (import-linter checks it).
         from fedsante.reports.trust import build_report, project_reference
 
         run = await self.run(run_id)

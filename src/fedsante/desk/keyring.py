@@ -15,9 +15,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
+from fedsante.common.keys import generate_key, load_key, public_key_b64
 from fedsante.federation.approval import iso, key_id
-from fedsante.federation.keys import generate_key, load_key, public_key_b64
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from sqlalchemy import select
 
+from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from fedsante.common.keys import canonical_json, verify
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.db import Acceptance, Approval, Node, utcnow
 from fedsante.desk.runs import record_audit_head, verify_result
-from fedsante.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from fedsante.federation.approval import AcceptanceNotice
 from fedsante.federation.auth import NODE_HEADER, verify_request
-from fedsante.federation.keys import canonical_json, verify
 from fedsante.federation.messages import TaskResult
 
 router = APIRouter(prefix="/api/v1/node", tags=["node protocol"])

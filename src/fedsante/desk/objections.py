@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from fedsante.common.errors import Conflict, NotFound, TooManyRequests
 from fedsante.desk.db import Node, Objection, utcnow
 from fedsante.desk.node_routes import authenticate, parse_body
-from fedsante.errors import Conflict, NotFound, TooManyRequests
 from fedsante.privacy.objections import MAX_IDENTIFIER, new_receipt, normalise, parse_box_public_key, receipt_id, seal
 
 public = APIRouter(prefix="/api/v1/objections", tags=["public"])

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from fedsante.common.errors import Conflict, NotFound
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import ANY_ROLE, Needs, Principal
+from fedsante.desk.charter import run_checks
 from fedsante.desk.db import Acceptance, Account, Approval, Project, ProjectEvent, Review, Run
 from fedsante.desk.registry import ProjectSpec
-from fedsante.desk.charter import run_checks
-from fedsante.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 Holder = Annotated[Principal, Depends(Needs("holder"))]

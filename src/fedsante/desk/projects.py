@@ -16,10 +16,10 @@ from fedsante.desk.access import Principal
 from fedsante.desk.charter import failed, run_checks
 from fedsante.desk.db import Account, Approval, Organisation, Project, ProjectEvent, Review, utcnow
 from fedsante.desk.registry import ProjectSpec, algorithm_params
-from fedsante.errors import Conflict, DataError, Forbidden, NotFound
+from fedsante.common.errors import Conflict, DataError, Forbidden, NotFound
 from fedsante.federation.approval import ApprovalDocument, CharterRef, DatasetScope, SignedApproval, iso
 from fedsante.algorithms.catalogue import get_algorithm
-from fedsante.federation.keys import canonical_json, sign
+from fedsante.common.keys import canonical_json, sign
 
 STATUSES = ("draft", "submitted", "in_review", "changes_requested", "approved", "rejected",
             "running", "completed", "results_released", "archived")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError,
 from fedsante.data.bundled import bundled_study
 from fedsante.data.study import StudySchema
 
-from fedsante.errors import ConfigError, DataError, field_problems
+from fedsante.common.errors import ConfigError, DataError, field_problems
 from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.algorithms.logreg.params import LogRegParams
 

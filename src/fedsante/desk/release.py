@@ -12,9 +12,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fedsante.common.errors import Conflict, Forbidden
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Account, Approval, Project, Run, RunRelease, utcnow
-from fedsante.errors import Conflict, Forbidden
 from fedsante.privacy.disclosure import DisclosureError, DisclosurePolicy, check_model_size
 
 SEES_HELD_OUTPUTS = ("reviewer", "auditor", "admin")

@@ -20,9 +20,9 @@ from fedsante.desk.access import ANY_ROLE, Needs, Principal, new_token, token_sh
 from fedsante.desk.db import Account, Approval, Node, Organisation, Run, TaskRecord, utcnow
 from fedsante.desk.release import automatic_checks, release, releasers_of, visible
 from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
-from fedsante.errors import BadRequest, Conflict, Forbidden, NotFound
+from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from fedsante.algorithms.catalogue import catalogue
-from fedsante.federation.keys import parse_public_key
+from fedsante.common.keys import parse_public_key
 
 router = APIRouter()
 api = APIRouter(prefix="/api/v1")

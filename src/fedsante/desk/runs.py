@@ -16,12 +16,12 @@ from fedsante.algorithms.base import Algorithm, AlgorithmParams
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Node, Run, TaskRecord, utcnow
-from fedsante.errors import BadRequest, Conflict, FedsanteError, Forbidden, NotFound, field_problems
+from fedsante.common.errors import BadRequest, Conflict, FedsanteError, Forbidden, NotFound, field_problems
 from fedsante.federation.approval import ApprovalDocument, bounds_problem
 from fedsante.federation.broker import Broker
 from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.federation.coordinator import RunOutcome, RunPlan, run_algorithm
-from fedsante.federation.keys import canonical_json, sha256_hex, sign, verify
+from fedsante.common.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
 from fedsante.privacy.accountant import BudgetExceeded
 

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsante.data.study import StudySchema
-from fedsante.federation.keys import canonical_json, sha256_hex, verify
+from fedsante.common.keys import canonical_json, sha256_hex, verify
 
 Scalar = float | int | str | bool
 

@@ -7,8 +7,8 @@ import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedsante.errors import Unauthorized
-from fedsante.federation.keys import sha256_hex, sign, verify
+from fedsante.common.errors import Unauthorized
+from fedsante.common.keys import sha256_hex, sign, verify
 
 NODE_HEADER = "x-fedsante-node"
 TIME_HEADER = "x-fedsante-time"

@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from fedsante.errors import Conflict, Forbidden
+from fedsante.common.errors import Conflict, Forbidden
 from fedsante.federation.messages import Task, TaskResult
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fedsante.errors import RunFailed
+from fedsante.common.errors import RunFailed
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 from fedsante.federation.broker import Broker
 from fedsante.federation.feasibility import FEASIBILITY, describe, read_reply

@@ -21,10 +21,10 @@ from fedsante.audit import AuditLog
 from fedsante.data.cohort import Cohort
 from fedsante.data.mapping import Mapping
 from fedsante.data.study import StudySchema
-from fedsante.errors import ConfigError, DataError, FedsanteError, Forbidden
+from fedsante.common.errors import ConfigError, DataError, FedsanteError, Forbidden
 from fedsante.federation.auth import sign_request
 from fedsante.federation.feasibility import FEASIBILITY
-from fedsante.federation.keys import canonical_json, sha256_hex, sign
+from fedsante.common.keys import canonical_json, sha256_hex, sign
 from fedsante.federation.messages import Task, TaskResult, pack, unpack
 from fedsante.node.feasibility import feasibility_payload
 from fedsante.node.guard import approval_problems, privacy_problem, task_problem
@@ -33,6 +33,7 @@ from fedsante.node.objections import Objections
 from fedsante.node.outputs import Release, release_outputs
 from fedsante.node.secure import SecureRounds
 from fedsante.node.policy import Acceptances, NodePolicy, load_policy
+from fedsante.node.replies import raise_for_status
 from fedsante.reports.carbon import ComputeMeter
 
 log = logging.getLogger("fedsante.node")
@@ -295,10 +296,3 @@ def _describe(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def raise_for_status(response: httpx.Response) -> None:
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        raise FedsanteError(f"desk answered {response.status_code}: {message}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fedsante.common.errors import ConfigError, field_problems
 from fedsante.data.heart import HospitalTable, load_csv, load_hospital
-from fedsante.errors import ConfigError, field_problems
 
 
 class NodeConfig(BaseModel):

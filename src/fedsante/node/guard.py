@@ -12,9 +12,9 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from fedsante.errors import field_problems
+from fedsante.common.errors import field_problems
+from fedsante.common.keys import canonical_json, verify
 from fedsante.federation.approval import AlgorithmRef, SignedApproval, bounds_problem, signature_problem
-from fedsante.federation.keys import canonical_json, verify
 from fedsante.federation.messages import Task
 from fedsante.algorithms.base import AlgorithmParams
 from fedsante.node.ledger import planned

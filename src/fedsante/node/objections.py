@@ -21,9 +21,10 @@ import httpx
 from nacl.public import PrivateKey
 
 from fedsante.audit import AuditLog
+from fedsante.common.errors import DataError
 from fedsante.data.heart import HospitalTable
-from fedsante.errors import DataError
 from fedsante.federation.auth import sign_request
+from fedsante.node.replies import raise_for_status
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
                                          unseal)
 
@@ -83,8 +84,6 @@ class Objections:
         return cls(node_id, signing_key, box_key, table, audit, list(datasets))
 
     async def _call(self, client: httpx.AsyncClient, method: str, path: str, body: dict | None = None) -> dict:
-        from fedsante.node.agent import raise_for_status
-
         content = json.dumps(body).encode() if body is not None else b""
         headers = sign_request(self.signing_key, self.node_id, method, path, content)
         if content:

@@ -14,12 +14,13 @@ from pathlib import Path
 import httpx
 
 from fedsante.audit import AuditLog
-from fedsante.errors import ConfigError, DeskUnreachable, Forbidden
+from fedsante.common.errors import ConfigError, DeskUnreachable, Forbidden
 from fedsante.federation.approval import AcceptanceNotice, SignedApproval, iso, key_id
 from fedsante.federation.auth import sign_request
-from fedsante.federation.keys import canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign
+from fedsante.common.keys import canonical_json, generate_key, load_key, parse_public_key, public_key_b64, sign
 from fedsante.algorithms.catalogue import installed
-from fedsante.node.agent import NodeGuard, raise_for_status
+from fedsante.node.agent import NodeGuard
+from fedsante.node.replies import raise_for_status
 from fedsante.node.config import NodeConfig, write_config
 from fedsante.node.guard import approval_problems
 from fedsante.node.ledger import PrivacyLedger

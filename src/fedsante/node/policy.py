@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fedsante.errors import ConfigError, field_problems
+from fedsante.common.errors import ConfigError, field_problems
 from fedsante.federation.approval import SignedApproval, iso
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fedsante.errors import BadRequest, RunFailed
+from fedsante.common.errors import BadRequest, RunFailed
 from fedsante.federation.messages import Task
 from fedsante.federation.secure import expected_config, from_wire, to_wire
 from fedsante.privacy.secagg import SecAggClient, SecAggConfig

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
+from fedsante.common.errors import NotFound
+from fedsante.desk.charter import run_checks
 from fedsante.desk.db import Acceptance, Account, Approval, Node, Organisation, Project, ProjectEvent, Review, Run
 from fedsante.desk.objections import hospital_list
-from fedsante.errors import NotFound
+from fedsante.desk.registry import ProjectSpec
+from fedsante.desk.release import visible
+from fedsante.federation.approval import verify_published
+from fedsante.reports.trust import carbon
 
 SCHEMA = "fedsante-portal/1"
 PUBLIC_STATUSES = ("submitted", "in_review", "changes_requested", "approved", "rejected", "running", "completed",
@@ -68,8 +74,6 @@ def home(desk) -> dict:
 
 
 def _carbon_kg(runs: list[Run]) -> float:
-    from fedsante.reports.trust import carbon
-
     total = 0.0
     for run in runs:
         report = carbon({"result": run.result, "finished_at": run.finished_at}) if run.result else None
@@ -128,9 +132,6 @@ def project(desk, reference: str) -> dict:
 
 def _charter_checks(desk, project: Project) -> dict:
     """The charter's automatic checks on the current version, as of its last change (what reviewers saw)."""
-    from fedsante.desk.charter import run_checks
-    from fedsante.desk.registry import ProjectSpec
-
     checks = run_checks(ProjectSpec.model_validate(project.spec), desk.charter, today=project.updated_at.date())
     return {"id": desk.charter.id, "version": desk.charter.version,
             "checks": [{"id": c.id, "principle": c.principle, "ok": c.ok, "message_fr": c.message_fr,
@@ -164,10 +165,6 @@ def _run(run: Run) -> dict:
 
 def released_run(desk, reference: str, run_id: str) -> tuple[dict, dict, dict]:
     """``(run, nodes, spec)`` of a released run of a public project, as the trust report needs them."""
-    from types import SimpleNamespace
-
-    from fedsante.desk.release import visible
-
     with desk.sessions() as session:
         row = session.scalar(select(Project).where(Project.reference == reference))
         run = session.get(Run, run_id)
@@ -181,8 +178,6 @@ def released_run(desk, reference: str, run_id: str) -> tuple[dict, dict, dict]:
 
 def verify(desk) -> dict:
     """What anyone needs to check the desk's work: its keys, the audit heads, every approval and its check."""
-    from fedsante.federation.approval import verify_published
-
     keys = [vars(k) for k in desk.keyring.keys()]
     seq, head = desk.audit_log().head()
     with desk.sessions() as session:

@@ -15,11 +15,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from fedsante.common.errors import Conflict, FedsanteError, NotFound, TooManyRequests
 from fedsante.desk import objections
-from fedsante.errors import Conflict, FedsanteError, NotFound, TooManyRequests
 from fedsante.portal import data, opendata
 from fedsante.portal.present import registry_rows
+from fedsante.portal.schema import json_schema
 from fedsante.portal.texts import PATHS, STATUS, T
+from fedsante.reports.render import render_html
+from fedsante.reports.trust import build_report
 
 router = APIRouter(include_in_schema=False)
 _env = Environment(loader=PackageLoader("fedsante.portal", "templates"), autoescape=select_autoescape())
@@ -123,9 +126,6 @@ def _register(lang: str) -> None:
 
     @router.get(p["report"])
     def report(request: Request, reference: str, run_id: str) -> HTMLResponse:
-        from fedsante.reports.render import render_html
-        from fedsante.reports.trust import build_report
-
         try:
             run, nodes, spec = data.released_run(request.app.state.desk, reference, run_id)
         except NotFound as exc:
@@ -177,8 +177,6 @@ for _lang in ("fr", "en"):
 @router.get("/schemas/portal.json")
 def portal_schema() -> JSONResponse:
     """The JSON Schema of every page's JSON twin (docs/portal.md)."""
-    from fedsante.portal.schema import json_schema
-
     return JSONResponse(json_schema())
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from dp_accounting.rdp import RdpAccountant
 from dp_accounting.rdp.rdp_privacy_accountant import compute_epsilon
 
-from fedsante.errors import ConfigError, Forbidden
+from fedsante.common.errors import ConfigError, Forbidden
 
 DpEvent = dp_accounting.DpEvent
 ORDERS = tuple([1 + x / 10 for x in range(10, 100)] + list(range(11, 64))
@@ -249,7 +249,7 @@ def calibrate_sigma(plan: PrivacyPlan, target_epsilon: float, delta: float, *,
     target_epsilon``, and training the smallest multiplier for which everything on those rows spends
     at most ``target_epsilon``. On the test rows, the evaluations get the smallest multiplier for which
     they and the membership check spend at most ``target_epsilon`` (bisection to a relative 1e-5).
-    Raises :class:`~fedsante.errors.ConfigError` with the numbers when the target is out of reach.
+    Raises :class:`~fedsante.common.errors.ConfigError` with the numbers when the target is out of reach.
     """
     if not target_epsilon > 0 or not 0 < delta < 1:
         raise ConfigError(f"calibrate_sigma needs target_epsilon > 0 and 0 < delta < 1. "

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedsante.errors import ConfigError, DataError
+from fedsante.common.errors import ConfigError, DataError
 
 __all__ = ["K_MIN_FLOOR", "MAX_PARAMS_RATIO_CEILING", "DisclosureError", "DisclosurePolicy", "ProtectedTable",
            "Release", "Suppression", "assert_aggregate_only", "check_count", "check_model_size", "protect_metrics",
@@ -48,7 +48,7 @@ class DisclosurePolicy:
     20
     >>> DisclosurePolicy(k_min=5)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    fedsante.errors.ConfigError: k_min = 5 is below the platform floor of 11 ...
+    fedsante.common.errors.ConfigError: k_min = 5 is below the platform floor of 11 ...
     """
 
     k_min: int = K_MIN_FLOOR

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import rankdata
 
 from fedsante.privacy.dp import gaussian_release
-from fedsante.reports.metrics import roc_auc
 
 __all__ = ["auc_sensitivity", "dp_auc_ceiling", "log_losses", "loss_threshold_auc", "private_membership_auc"]
 
@@ -27,14 +27,19 @@ def log_losses(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
 
 
 def loss_threshold_auc(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> float:
-    """AUC of "lower loss means member" over every threshold (ties count one half).
+    """AUC of "lower loss means member" over every threshold (ties count one half); NaN with an empty group.
+
+    The Mann-Whitney U of the members' ranks (mid-ranks for ties) over ``m * n`` pairs.
 
     >>> loss_threshold_auc(np.array([0.1, 0.2]), np.array([0.3, 0.15]))
     0.75
     """
-    losses = np.concatenate([member_losses, nonmember_losses])
-    labels = np.concatenate([np.ones(len(member_losses)), np.zeros(len(nonmember_losses))])
-    return roc_auc(labels, -losses)
+    m, n = len(member_losses), len(nonmember_losses)
+    if m == 0 or n == 0:
+        return math.nan
+    ranks = rankdata(-np.concatenate([member_losses, nonmember_losses]))
+    u = ranks[:m].sum() - m * (m + 1) / 2
+    return float(u / (m * n))
 
 
 def auc_sensitivity(n_members: int, n_nonmembers: int) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-from fedsante.errors import ConfigError, DataError
+from fedsante.common.errors import ConfigError, DataError
 
 MAX_IDENTIFIER = 100
 RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud or copied by hand

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from fedsante.errors import RunFailed
+from fedsante.common.errors import RunFailed
 from fedsante.privacy.quantize import dequantize, quantize
 from fedsante.privacy.secagg_messages import (ForwardedShares, KeyAdvert, MaskedInput, Roster, SecAggConfig, Share,
                                               ShareKeys, UnmaskRequest, UnmaskShares, _frame)

@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from fedsante.errors import ConfigError
+from fedsante.common.errors import ConfigError
 from fedsante.privacy.quantize import levels
 
 Share = tuple[int, bytes]

@@ -18,7 +18,7 @@ import numpy as np
 
 from fedsante.privacy.disclosure import DisclosurePolicy, protect_subgroups
 from fedsante.privacy.membership import dp_auc_ceiling
-from fedsante.algorithms.logreg.evaluation import IMPORTANCE
+from fedsante.federation.result import IMPORTANCE
 from fedsante.reports.carbon import carbon_report
 from fedsante.reports.explain import aggregate_importance, odds_ratios
 from fedsante.reports.fairness import METRICS, flags, gaps

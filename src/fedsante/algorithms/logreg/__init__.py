@@ -39,6 +39,7 @@ class LogReg(Algorithm):
         "fedsante.learning.scaling",
         "fedsante.reports.metrics",
         "fedsante.privacy.dp",
+        "fedsante.learning.private_scaling",
         "fedsante.privacy.membership",
         "fedsante.reports.performance",
     )

@@ -23,12 +23,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from fedsante.federation.result import IMPORTANCE, STATS, SUBGROUPS
 from fedsante.learning.logistic import Params
 from fedsante.reports.explain import permutation_importance
 from fedsante.reports.noise import noisy_counts
 from fedsante.reports.performance import BINS, GroupStats, group_stats
 
-STATS, SUBGROUPS, IMPORTANCE = "stats", "subgroups", "importance"
 FIXED = frozenset({STATS, SUBGROUPS, IMPORTANCE})
 """Arrays whose length is set by the model and the attributes, never by the number of patients."""
 GROUP_WIDTH = 4 * BINS + 2  # one GroupStats vector per subgroup

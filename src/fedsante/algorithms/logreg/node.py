@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from fedsante.errors import BadRequest
+from fedsante.common.errors import BadRequest
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import LOGISTIC, Params, SGDConfig, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, local_scaler
 from fedsante.learning.strategies import weighted_delta
 from fedsante.algorithms.logreg.evaluation import (IMPORTANCE, STATS, SUBGROUPS, evaluation_arrays, importance, noisy_share,
                                       release_sensitivity, subgroup_matrix)
-from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd, private_moments, range_scaler
+from fedsante.learning.private_scaling import private_moments, range_scaler
+from fedsante.privacy.dp import DPSGDConfig, distributed_noise, dp_sgd
 from fedsante.privacy.membership import auc_sensitivity, log_losses, loss_threshold_auc, private_membership_auc
 from fedsante.reports.metrics import roc_auc
 from fedsante.reports.performance import GroupStats, group_stats, summary

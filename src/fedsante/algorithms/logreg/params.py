@@ -133,7 +133,7 @@ class LogRegParams(AlgorithmParams):
         """These parameters with unset noise multipliers set to spend ``epsilon`` at ``delta``, checked.
 
         Raises :class:`~fedsante.privacy.accountant.BudgetExceeded` (with the numbers) when the run
-        would spend more, and :class:`~fedsante.errors.ConfigError` when no noise can bring it there.
+        would spend more, and :class:`~fedsante.common.errors.ConfigError` when no noise can bring it there.
         """
         if not self.dp:
             return self

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from fedsante.errors import RunFailed
+from fedsante.common.errors import RunFailed
 from fedsante.federation.coordinator import RunContext, RunOutcome, RunPlan
 from fedsante.federation.secure import moments_config, round_config, subgroups_config
 from fedsante.algorithms.logreg.evaluation import GROUP_WIDTH, IMPORTANCE, STATS, release_sensitivity
@@ -20,7 +20,7 @@ from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
 from fedsante.learning.strategies import make_strategy, sum_params
-from fedsante.privacy.dp import private_scaler, range_scaler
+from fedsante.learning.private_scaling import private_scaler, range_scaler
 
 Shapes = dict[str, tuple[int, ...]]
 

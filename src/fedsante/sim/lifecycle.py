@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 
+from fedsante.common.errors import RunFailed
 from fedsante.desk.client import DeskClient
 from fedsante.desk.registry import ProjectSpec, load_project_file
-from fedsante.errors import RunFailed
 from fedsante.node import operator
 from fedsante.node.config import NodeConfig
 

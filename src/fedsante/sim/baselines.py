@@ -17,6 +17,9 @@ from fedsante.learning.logistic import Params, SGDConfig, init_params, predict_p
 from fedsante.learning.scaling import Moments, Scaler, combine, local_scaler
 from fedsante.reports.metrics import accuracy, roc_auc
 
+EXACT = LogRegParams(privacy="none", scaling="global", local_steps=100, lr=0.02, batch_size=8, l2=1.0)
+"""Without differential privacy (the comparison with FLamby's non-DP results): SGD settings tuned for it."""
+
 
 @dataclass(frozen=True)
 class Trained:

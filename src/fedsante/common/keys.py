@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fedsante.errors import BadRequest, ConfigError
+from fedsante.common.errors import BadRequest, ConfigError
 
 
 def canonical_json(obj: Any) -> bytes:

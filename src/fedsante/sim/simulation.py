@@ -14,17 +14,17 @@ from pathlib import Path
 
 import httpx
 
-from fedsante import lifecycle
+from fedsante.common.keys import load_key
 from fedsante.data.heart import HospitalTable
-from fedsante.desk.app import create_app
 from fedsante.desk.client import DeskClient
 from fedsante.desk.settings import DeskSettings
-from fedsante.federation.keys import load_key
 from fedsante.node import operator
 from fedsante.node.agent import NodeAgent
 from fedsante.node.config import NodeConfig
 from fedsante.node.operator import init_node
+from fedsante.portal.app import create_app
 from fedsante.reports.carbon import ComputeMeter
+from fedsante.sim import lifecycle
 
 BASE_URL = "http://desk.invalid"
 

@@ -13,13 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fedsante.benchmarks.baselines import evaluate, evaluation_scalers, fit_local, fit_pooled
-from fedsante.benchmarks.heart import EXACT
-from fedsante import lifecycle
+from fedsante.sim.baselines import EXACT, evaluate, evaluation_scalers, fit_local, fit_pooled
+from fedsante.sim import lifecycle
 from fedsante.audit import head_of, verify_file
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
-from fedsante.launcher import HOSPITAL_NAMES, Deployment
+from fedsante.sim.launcher import HOSPITAL_NAMES, Deployment
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling
 from fedsante.reports.render import write_report as write_trust_report

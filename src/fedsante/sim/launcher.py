@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 
+from fedsante.common.errors import FedsanteError
 from fedsante.data.heart import HOSPITALS
 from fedsante.desk.client import DeskClient
-from fedsante.errors import FedsanteError
-from fedsante import lifecycle
 from fedsante.node.config import NodeConfig, load_config
 from fedsante.node.operator import init_node
+from fedsante.sim import lifecycle
 
 HOSPITAL_NAMES = {
     "cleveland": ("Cleveland Clinic Foundation", "Ohio, USA"),
