@@ -96,7 +96,7 @@ def dump_registry(declarations: list[DatasetDeclaration]) -> str:
 
 def registry(cfg: NodeConfig) -> DatasetRegistry:
     """The registry of the node of ``cfg``."""
-    return DatasetRegistry(cfg.data_dir / "datasets.toml")
+    return DatasetRegistry(cfg.datasets_path)
 
 
 def resolve_dataset(cfg: NodeConfig) -> DatasetDeclaration:
