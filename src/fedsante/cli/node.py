@@ -34,7 +34,8 @@ def node_init(
     node_id: Annotated[str, typer.Option(help="Identifier of the node at the desk (lowercase, digits, '-').")],
     desk_url: DeskUrl = DEFAULT_DESK,
     dataset: Annotated[str | None, typer.Option(
-        help="A dataset registered at this node, or a bundled hospital: cleveland, hungarian, switzerland, va.")] = None,
+        help="A dataset registered at this node, or a bundled hospital: cleveland, hungarian, switzerland, "
+             "va.")] = None,
     dataset_path: Annotated[Path | None, typer.Option(help="Or a CSV file with a header (docs/data.md).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder for key, policy, audit (default: <node-id>-data).")] = None,
     hospital_name: str = "",

@@ -72,7 +72,8 @@ class DatasetRegistry:
         entries = self.all()
         if decl.name in entries and not replace:
             raise ConfigError(f"Dataset {decl.name!r} is already registered in {self.path} "
-                              f"(path {entries[decl.name].path}). Pass --replace to replace it, or choose another name.")
+                              f"(path {entries[decl.name].path}). Pass --replace to replace it, "
+                              "or choose another name.")
         decl = decl.resolved(Path.cwd())
         raw = read_table(decl)
         entries[decl.name] = decl
