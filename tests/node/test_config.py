@@ -55,7 +55,8 @@ def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:
 
 def test_both_dataset_and_dataset_path_are_refused(tmp_path: Path) -> None:
     path = write_toml(tmp_path, BASE + 'data_dir = "d"\ndataset = "va"\ndataset_path = "x.csv"\n')
-    with pytest.raises(ConfigError, match=r"set exactly one of 'dataset' \(a bundled hospital\) or 'dataset_path'"):
+    with pytest.raises(ConfigError, match=r"set exactly one of 'dataset' \(a registered dataset or a bundled "
+                                         r"hospital\) or 'dataset_path'"):
         load_config(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +17,15 @@ from fedsante.common.errors import ConfigError, field_problems
 node_app = typer.Typer(help="Run and manage a hospital node (hospital data officer).", no_args_is_help=True)
 policy_app = typer.Typer(help="Show and change this hospital's policy (trusted desk keys, k_min, epsilon caps).",
                          no_args_is_help=True)
+dataset_app = typer.Typer(help="Register and list the datasets this node holds (read locally, never sent).",
+                          no_args_is_help=True)
 node_app.add_typer(policy_app, name="policy")
+node_app.add_typer(dataset_app, name="dataset")
 Operator = Annotated[str, typer.Option(help="Who decides (recorded in the node's audit chain).")]
+MapOpt = Annotated[list[str], typer.Option(
+    "--map", help="Map a study variable: variable=Column or variable=Column:{local:study,...} (repeatable).")]
+MappingFile = Annotated[Path | None, typer.Option(
+    "--mapping", help="A TOML file with a [map] table (docs/data.md); --map options win over it.")]
 
 
 @node_app.command("init")
@@ -26,7 +34,9 @@ def node_init(
     config: ConfigOpt,
     node_id: Annotated[str, typer.Option(help="Identifier of the node at the desk (lowercase, digits, '-').")],
     desk_url: DeskUrl = DEFAULT_DESK,
-    dataset: Annotated[str | None, typer.Option(help="Bundled hospital: cleveland, hungarian, switzerland, va.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        help="A dataset registered at this node, or a bundled hospital: cleveland, hungarian, switzerland, "
+             "va.")] = None,
     dataset_path: Annotated[Path | None, typer.Option(help="Or a CSV file with a header (docs/data.md).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Folder for key, policy, audit (default: <node-id>-data).")] = None,
     hospital_name: str = "",
@@ -49,23 +59,77 @@ def node_init(
     console.print(f"Wrote {config}; key in {cfg.key_path}; policy in {cfg.policy_path}.\n"
                   f"Public key (register it at the desk): {public_key}\n"
                   "Next: trust the desk's key with 'fedsante node policy trust --config ... --from-desk'.")
+    from fedsante.data.bundled import bundled_datasets
+    from fedsante.node.datasets import registry
+
+    if dataset and dataset not in bundled_datasets() and registry(cfg).get(dataset) is None:
+        console.print(f"Dataset {dataset!r} is not registered yet: "
+                      f"'fedsante node dataset add {dataset} --path FILE --config {config}'.")
 
 
 @node_app.command("check")
 @friendly
-def node_check(config: ConfigOpt) -> None:
-    """Validate the node config, its dataset and its policy; print row counts (nothing is sent)."""
+def node_check(
+    config: ConfigOpt,
+    project: Annotated[str | None, typer.Option(
+        help="A project reference: compile the cohort of its study with this node's mapping and show it.")] = None,
+    map_option: MapOpt = [],  # noqa: B006
+    mapping_file: MappingFile = None,
+) -> None:
+    """Validate the node config, its dataset and its policy; with --project, the local feasibility of a study.
+
+    Every count and value shown stays on this screen: nothing is sent. Exit status 1 when the
+    mapping leaves values the study cannot read.
+    """
     from fedsante.node.config import load_config
     from fedsante.node.policy import load_policy
 
     cfg = load_config(config)
-    table = cfg.load_table()
-    train, test = (len(table.part(s)[1]) for s in ("train", "test"))
-    console.print(f"{cfg.node_id}: {table.source}: {train} training rows, {test} test rows, "
-                  f"{table.dropped_rows} rows dropped (missing values or excluded by the split).")
     policy = load_policy(cfg.policy_path)
+    if project is not None:
+        _check_project(cfg, project, map_option, mapping_file, policy.k_min_floor)
+        return
+    _check_dataset(cfg)
     console.print(f"policy {cfg.policy_path}: k_min >= {policy.k_min_floor}, "
                   f"{len(policy.trusted_desk_keys)} trusted desk key(s).")
+
+
+def _check_dataset(cfg) -> None:
+    from fedsante.data.bundled import bundled_datasets
+    from fedsante.node.datasets import load_raw, resolve_dataset, registry
+
+    if cfg.dataset_path is not None or (cfg.dataset in bundled_datasets() and registry(cfg).get(cfg.dataset) is None):
+        table = cfg.load_table()  # the heart-format checks, with line numbers
+        train, test = (len(table.part(s)[1]) for s in ("train", "test"))
+        console.print(f"{cfg.node_id}: {table.source}: {train} training rows, {test} test rows, "
+                      f"{table.dropped_rows} rows dropped (missing values or excluded by the split).")
+    decl = resolve_dataset(cfg)
+    raw = load_raw(decl)
+    console.print(f"{cfg.node_id}: dataset {decl.name!r} ({raw.source}): {raw.n_rows} rows, "
+                  f"{len(raw.columns)} columns.")
+
+
+def _check_project(cfg, reference: str, map_option: list[str], mapping_file: Path | None, k_min_floor: int) -> None:
+    from fedsante.node import operator
+    from fedsante.node.datasets import combine_mapping
+    from fedsante.node.policy import Acceptances
+    from fedsante.node.readiness import format_readiness, readiness
+
+    signed = asyncio.run(operator.fetch_approval(cfg, reference))
+    document = signed.document
+    study = getattr(document, "study", None)
+    if study is None:
+        raise ConfigError(f"The approval of {reference} carries no study, so there is no cohort to check "
+                          "(the desk predates studies in approvals).")
+    if map_option or mapping_file:
+        mapping = combine_mapping(map_option, mapping_file)
+    else:
+        mapping = Acceptances(cfg.acceptances_path).mapping(document.approval_id)
+    report = readiness(cfg, study, mapping, k_min=max(document.k_min, k_min_floor))
+    for line in format_readiness(report):
+        console.print(line, highlight=False, markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @node_app.command("register")
@@ -106,9 +170,11 @@ def node_serve(config: ConfigOpt) -> None:
     from fedsante.node.config import load_config
     from fedsante.node.objections import Objections
 
+    from fedsante.node.datasets import build_cohort, load_raw, resolve_dataset
+
     setup_logging()
     cfg = load_config(config)
-    table = cfg.load_table()
+    rows = load_raw(resolve_dataset(cfg)).n_rows  # the file is read (and refused if unreadable) before serving
     key = load_key(cfg.key_path)
     guard = operator.guard(cfg)
     guard.audit.prune(cfg.audit_retention_days, carry=carried_totals)
@@ -120,12 +186,13 @@ def node_serve(config: ConfigOpt) -> None:
 
     async def serve() -> None:
         async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
-            agent = NodeAgent(node_id=cfg.node_id, table=table, key=key, client=client, guard=guard,
+            agent = NodeAgent(node_id=cfg.node_id, source=functools.partial(build_cohort, cfg), key=key,
+                              client=client, guard=guard,
                               poll_seconds=cfg.poll_seconds, meter=meter,
                               objections=Objections.open(cfg.data_dir, cfg.node_id, key, guard.audit,
                                                          [cfg.dataset_name]))
-            logging.getLogger("fedsante.node").info("node %s: %d rows loaded; polling %s", cfg.node_id,
-                                                    len(table.y), cfg.desk_url)
+            logging.getLogger("fedsante.node").info("node %s: %d rows in %s; polling %s", cfg.node_id, rows,
+                                                    cfg.dataset_name, cfg.desk_url)
             await agent.run_forever()
 
     try:
@@ -134,12 +201,14 @@ def node_serve(config: ConfigOpt) -> None:
         pass
 
 
-def _decide(config: Path, reference: str, decision: str, operator_name: str, reason: str) -> None:
+def _decide(config: Path, reference: str, decision: str, operator_name: str, reason: str,
+            mapping=None) -> None:
     from fedsante.node import operator
     from fedsante.node.config import load_config
 
     cfg = load_config(config)
-    signed, entry = asyncio.run(operator.decide(cfg, reference, decision, operator=operator_name, reason=reason))
+    signed, entry = asyncio.run(operator.decide(cfg, reference, decision, operator=operator_name, reason=reason,
+                                                mapping=mapping))
     doc = signed.document
     console.print(f"{decision.capitalize()} approval {doc.approval_id} ({doc.title}) at {cfg.node_id}; "
                   f"document sha256 {entry['sha256'][:16]}...; recorded in {cfg.acceptances_path} and "
@@ -148,9 +217,19 @@ def _decide(config: Path, reference: str, decision: str, operator_name: str, rea
 
 @node_app.command("accept")
 @friendly
-def node_accept(reference: str, config: ConfigOpt, operator: Operator = "operator", reason: str = "") -> None:
-    """Verify a project's signed approval against this node's policy and accept it."""
-    _decide(config, reference, "accepted", operator, reason or "within local policy")
+def node_accept(reference: str, config: ConfigOpt, operator: Operator = "operator", reason: str = "",
+                map_option: MapOpt = [],  # noqa: B006
+                mapping_file: MappingFile = None) -> None:
+    """Verify a project's signed approval against this node's policy and its mapping, and accept it.
+
+    When the approval carries a study, the cohort is compiled locally with the mapping (--map,
+    --mapping; unmapped variables read the column of the same name) and accepting is refused while
+    values remain that the study cannot read. The mapping is stored with the acceptance.
+    """
+    from fedsante.node.datasets import combine_mapping
+
+    mapping = combine_mapping(map_option, mapping_file)
+    _decide(config, reference, "accepted", operator, reason or "within local policy", mapping)
 
 
 @node_app.command("decline")
@@ -207,7 +286,9 @@ def node_objections(config: ConfigOpt) -> None:
 
     cfg = load_config(config)
     table = ObjectionTable(cfg.data_dir / "objections.json", load_hash_key(cfg.data_dir / "objection_hash_key"))
-    excluded = table.excluded(cfg.load_table())
+    from fedsante.node.datasets import load_raw, resolve_dataset
+
+    excluded = table.excluded(load_raw(resolve_dataset(cfg)))
     rows = [{"time": e.time, "run": e.subject, **e.details} for e in operator.audit_log(cfg).entries()
             if e.action == "cohort.built"]
     console.print(rows_table(f"Cohorts built at {cfg.node_id}", rows, ["time", "run", "patients", "excluded"]))
@@ -323,3 +404,62 @@ def policy_auto_accept(
     update_policy(load_config(config), "auto-accept", enabled=enabled, algorithms=algorithm, purposes=purpose,
                   max_epsilon=max_epsilon)
     console.print(f"auto-accept {'on' if enabled else 'off'}.")
+
+
+@dataset_app.command("add")
+@friendly
+def dataset_add(
+    name: Annotated[str, typer.Argument(help="The dataset's name at this node (lower case, digits, '-', '_').")],
+    config: ConfigOpt,
+    path: Annotated[Path, typer.Option(help="A CSV or Parquet file, one row per patient.")],
+    file_format: Annotated[str | None, typer.Option(
+        "--format", help="csv or parquet (default: from the extension).")] = None,
+    id_column: Annotated[str, typer.Option(help="The column identifying patients.")] = "patient_id",
+    description: Annotated[str, typer.Option(help="Free text, may be published in the desk's catalogue.")] = "",
+    delimiter: Annotated[str, typer.Option(help="CSV delimiter.")] = ",",
+    missing: Annotated[list[str], typer.Option(
+        help="A value read as missing (repeatable; default: '', NA, ?, nan).")] = [],  # noqa: B006
+    replace: Annotated[bool, typer.Option(help="Replace a dataset registered under the same name.")] = False,
+) -> None:
+    """Register a dataset file at this node after reading it; print its columns and rows (locally)."""
+    from pydantic import ValidationError
+
+    from fedsante.data.sources import DatasetDeclaration, describe
+    from fedsante.node.config import load_config
+    from fedsante.node.datasets import registry
+
+    cfg = load_config(config)
+    fields = {"name": name, "path": str(path.resolve()), "format": file_format, "id_column": id_column,
+              "description": description, "delimiter": delimiter}
+    if missing:
+        fields["missing_values"] = missing
+    try:
+        decl = DatasetDeclaration.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError("Invalid dataset declaration: " + "; ".join(field_problems(exc))) from None
+    reg = registry(cfg)
+    raw = reg.add(decl, replace=replace)
+    rows = [{"column": c.name, "type": c.type, "distinct": c.distinct} for c in describe(raw)]
+    console.print(rows_table(f"{name}: {raw.n_rows} rows (shown here only)", rows, ["column", "type", "distinct"]))
+    console.print(f"Registered {name!r} in {reg.path}."
+                  + ("" if cfg.dataset == name else f" Set 'dataset = \"{name}\"' in {config} to use it."))
+
+
+@dataset_app.command("list")
+@friendly
+def dataset_list(config: ConfigOpt) -> None:
+    """The datasets registered at this node, and the bundled ones."""
+    from fedsante.data.bundled import bundled_datasets
+    from fedsante.node.config import load_config
+    from fedsante.node.datasets import registry
+
+    cfg = load_config(config)
+    registered = registry(cfg).all()
+    rows = [{"name": d.name, "source": "registered", "format": d.format, "path": d.path, "id_column": d.id_column,
+             "description": d.description} for d in registered.values()]
+    rows += [{"name": d.name, "source": "bundled", "format": d.format, "path": d.path, "id_column": d.id_column,
+              "description": d.description} for d in bundled_datasets().values() if d.name not in registered]
+    for row in rows:
+        row["used"] = "yes" if row["name"] == cfg.dataset_name else ""
+    console.print(rows_table(f"Datasets of {cfg.node_id}", rows,
+                             ["name", "source", "used", "format", "path", "id_column", "description"]))

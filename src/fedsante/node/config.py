@@ -20,8 +20,9 @@ class NodeConfig(BaseModel):
     node_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="Node identifier registered at the desk.")
     desk_url: str = Field(pattern=r"^https?://", description="Base URL of the desk, e.g. http://127.0.0.1:8700.")
     data_dir: Path = Field(description="Folder for the node's key and local state (never committed).")
-    dataset: str | None = Field(None, description="A bundled hospital: cleveland, hungarian, switzerland or va.")
-    dataset_path: Path | None = Field(None, description="Or a CSV file with a header (see docs/data.md).")
+    dataset: str | None = Field(None, description="A dataset registered at this node ('fedsante node dataset add') "
+                                "or a bundled hospital: cleveland, hungarian, switzerland or va.")
+    dataset_path: Path | None = Field(None, description="Or a CSV file with a header, named by its stem (docs/data.md).")
     hospital_name: str = Field("", description="Display name of the hospital.")
     territory: str = Field("", description="Département or region of the hospital (node metadata).")
     poll_seconds: float = Field(10.0, gt=0, le=60, description="How long one long-poll waits for a task.")
@@ -33,7 +34,8 @@ class NodeConfig(BaseModel):
     @model_validator(mode="after")
     def _one_dataset(self) -> NodeConfig:
         if (self.dataset is None) == (self.dataset_path is None):
-            raise ValueError("set exactly one of 'dataset' (a bundled hospital) or 'dataset_path' (a CSV file)")
+            raise ValueError("set exactly one of 'dataset' (a registered dataset or a bundled hospital) or "
+                             "'dataset_path' (a CSV file)")
         return self
 
     @property
@@ -47,6 +49,11 @@ class NodeConfig(BaseModel):
     @property
     def acceptances_path(self) -> Path:
         return self.data_dir / "acceptances.json"
+
+    @property
+    def datasets_path(self) -> Path:
+        """The node's dataset registry (``fedsante.node.datasets.DatasetRegistry``)."""
+        return self.data_dir / "datasets.toml"
 
     @property
     def audit_path(self) -> Path:

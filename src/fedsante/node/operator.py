@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from fedsante.audit import AuditLog
+from fedsante.data.mapping import Mapping
 from fedsante.common.errors import ConfigError, DeskUnreachable, Forbidden
 from fedsante.federation.approval import AcceptanceNotice, SignedApproval, iso, key_id
 from fedsante.federation.auth import sign_request
@@ -22,6 +23,7 @@ from fedsante.algorithms.catalogue import installed
 from fedsante.node.agent import NodeGuard
 from fedsante.node.replies import raise_for_status
 from fedsante.node.config import NodeConfig, write_config
+from fedsante.node.datasets import build_cohort, format_problem, mapping_check
 from fedsante.node.guard import approval_problems
 from fedsante.node.ledger import PrivacyLedger
 from fedsante.node.policy import Acceptances, DatasetPolicy, NodePolicy, TrustedKey, load_policy, save_policy
@@ -116,12 +118,16 @@ async def fetch_approval(cfg: NodeConfig, reference: str, *,
 
 
 async def decide(cfg: NodeConfig, reference: str, decision: str, *, operator: str, reason: str = "",
+                 mapping: Mapping | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> tuple[SignedApproval, dict]:
     """Verify a project's approval against local policy, record the decision, report it to the desk.
 
-    Accepting is refused (with every reason) if the approval fails any check; declining always works.
+    Accepting is refused (with every reason) if the approval fails any check or, when it carries a
+    study, if ``mapping`` leaves values the study cannot read; declining always works. The mapping is
+    stored with the decision.
     """
     signed = await fetch_approval(cfg, reference, transport=transport)
+    mapping = mapping or Mapping()
     if decision == "accepted":
         problems = approval_problems(signed, node_id=cfg.node_id, dataset=cfg.dataset_name,
                                      policy=load_policy(cfg.policy_path), installed=installed(),
@@ -129,7 +135,8 @@ async def decide(cfg: NodeConfig, reference: str, decision: str, *, operator: st
         if problems:
             audit_log(cfg).append(operator, "approval.refused", signed.document.approval_id, {"problems": problems})
             raise Forbidden(f"Cannot accept {reference}: " + "; ".join(problems), errors=problems)
-    entry = Acceptances(cfg.acceptances_path).decide(signed, decision, operator, reason)
+        check_mapping(cfg, signed, mapping, operator=operator)
+    entry = Acceptances(cfg.acceptances_path).decide(signed, decision, operator, reason, mapping=mapping)
     audit_log(cfg).append(operator, f"approval.{decision}", signed.document.approval_id,
                           {"project": reference, "sha256": entry["sha256"], "reason": reason})
     notice = AcceptanceNotice(approval_id=signed.document.approval_id, approval_sha256=entry["sha256"],
@@ -138,3 +145,35 @@ async def decide(cfg: NodeConfig, reference: str, decision: str, *, operator: st
     notice = notice.model_copy(update={"signature": sign(load_key(cfg.key_path), canonical_json(notice.signed_content()))})
     await _signed(cfg, "POST", "/api/v1/node/acceptances", notice.model_dump_json().encode(), transport=transport)
     return signed, entry
+
+
+async def accept(cfg: NodeConfig, reference: str, *, operator: str, reason: str = "within local policy",
+                 mapping: Mapping | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> tuple[SignedApproval, dict]:
+    """Accept a project with ``mapping`` of this node's columns onto its study (see :func:`decide`)."""
+    return await decide(cfg, reference, "accepted", operator=operator, reason=reason, mapping=mapping,
+                        transport=transport)
+
+
+def check_mapping(cfg: NodeConfig, signed: SignedApproval, mapping: Mapping, *, operator: str) -> None:
+    """Compile the cohort of the approval's study (if it carries one); raise Forbidden on a mapping problem.
+
+    The error lists each problem with file, column, value and count for the operator's screen; the
+    audit chain records only how many problems and which variables, never a value nor a count of rows.
+    """
+    study = getattr(signed.document, "study", None)
+    if study is None:
+        return
+    problems = mapping_check(cfg, study, mapping)
+    if problems:
+        approval_id = signed.document.approval_id
+        audit_log(cfg).append(operator, "approval.refused", approval_id,
+                              {"mapping_problems": len(problems),
+                               "variables": sorted({p.variable for p in problems})})
+        lines = [format_problem(p) for p in problems]
+        raise Forbidden(f"Cannot accept {signed.document.project_reference}: the mapping leaves {len(problems)} "
+                        f"problem{'s' if len(problems) > 1 else ''} for study {study.id!r} (shown here only, "
+                        "nothing is sent):\n  " + "\n  ".join(lines)
+                        + "\nFix the values or map them (--map variable=Column:{local:study}), then accept again.",
+                        errors=lines)
+    build_cohort(cfg, study, mapping)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fedsante.data.mapping import Mapping
 from fedsante.common.errors import ConfigError, field_problems
 from fedsante.federation.approval import SignedApproval, iso
 
@@ -120,10 +121,21 @@ class Acceptances:
     def get(self, approval_id: str) -> dict | None:
         return self.all().get(approval_id)
 
+    def mapping(self, approval_id: str) -> Mapping:
+        """The mapping stored with a decision (empty: each study variable from the column of its name)."""
+        entry = self.get(approval_id) or {}
+        try:
+            return Mapping.model_validate(entry.get("mapping") or {})
+        except ValidationError as exc:
+            raise ConfigError(f"Acceptance list {self.path}: the mapping of {approval_id} is invalid "
+                              f"({'; '.join(field_problems(exc))}); accept the project again.") from None
+
     def decide(self, signed: SignedApproval, decision: str, operator: str, reason: str = "",
-               now: datetime | None = None) -> dict:
+               now: datetime | None = None, *, mapping: Mapping | None = None) -> dict:
+        """Record a decision with the mapping of local columns onto the approval's study."""
         entry = {"decision": decision, "sha256": signed.sha256(), "project": signed.document.project_reference,
                  "decided_at": iso(now or datetime.now(UTC)), "operator": operator, "reason": reason,
+                 "mapping": (mapping or Mapping()).model_dump(mode="json"),
                  "approval": signed.model_dump(mode="json")}
         entries = self.all()
         entries[signed.document.approval_id] = entry
