@@ -180,11 +180,21 @@ def run_start(
                 f"run {r['id']}: round {r['current_round']}/{r['rounds']}"))
 
     run = with_desk(desk_url, token_file, go)
+    _print_participation(run)
     if run["result"] is None:
         console.print(f"Run {run['id']} {run['status']}. Its outputs are held until reviewers release them; "
                       f"see 'fedsante run checks {run['id']}'.")
     else:
         _print_metrics(run)
+
+
+def _print_participation(run: dict) -> None:
+    """Which hospitals the feasibility stage left out, and the notes on those that took part."""
+    for reason in run.get("left_out", {}).values():
+        console.print(f"[yellow]{reason}[/yellow]")
+    for notes in run.get("notes", {}).values():
+        for note in notes:
+            console.print(note)
 
 
 def _print_metrics(run: dict) -> None:
@@ -202,6 +212,7 @@ def run_show(run_id: str, desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFil
     console.print(f"run {run['id']}: {run['status']}, round {run['current_round']}/{run['rounds']}"
                   + (f"\n{run['error']}" if run["error"] else "")
                   + ("\noutputs held until reviewers release them ('fedsante run checks')" if run["held"] else ""))
+    _print_participation(run)
     if run["result"]:
         _print_metrics(run)
 

@@ -96,6 +96,9 @@ def visible(run: Run, who: Principal) -> dict:
                                          "error", "result", "privacy", "created_at", "finished_at",
                                          "released_at")}
     data["held"] = run.status == "completed" and run.released_at is None
+    # which hospitals were left out, and why, is governance information without counts: never held
+    data["left_out"] = dict((run.result or {}).get("left_out") or {})
+    data["notes"] = {node: list(notes) for node, notes in ((run.result or {}).get("notes") or {}).items()}
     if data["held"] and who.role not in SEES_HELD_OUTPUTS:
         data["result"] = None
     return data

@@ -61,6 +61,10 @@ class RunOut(BaseModel):
     finished_at: datetime | None
     released_at: datetime | None = None
     held: bool = Field(False, description="Completed but not yet released: outputs are withheld from the holder.")
+    left_out: dict[str, str] = Field({}, description="Hospitals left out by the feasibility stage (fewer than "
+                                                     "k_min patients), with the reason in plain words; no count.")
+    notes: dict[str, list[str]] = Field({}, description="Hospitals that took part with an outcome class under k_min "
+                                                        "in a split: their own figures for it are withheld.")
 
     model_config = ConfigDict(from_attributes=True)
 

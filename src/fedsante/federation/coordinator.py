@@ -51,8 +51,9 @@ class RunPlan:
     names: dict[str, str] = field(default_factory=dict)  # node id -> hospital name, for messages
 
     def threshold(self) -> int:
-        """Hospitals that must remain: a majority of those planned (secure aggregation), and at least 2."""
-        return max(2, len(self.nodes) // 2 + 1)
+        """Hospitals that must remain after the feasibility stage: 2, the fewest a run may have (secure aggregation
+        then needs a majority of those that remain, :func:`fedsante.federation.secure.round_config`)."""
+        return 2
 
 
 @dataclass

@@ -69,10 +69,12 @@ def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
         return out
 
     hospitals = {}
+    left_out = result.get("left_out") or {}
     for node in run["nodes"]:
         info = nodes.get(node, {})
+        own = {"metrics": None, "reason": left_out[node]} if node in left_out else entry([node])
         hospitals[node] = {"label": info.get("hospital_name") or node, "territory": info.get("territory") or "",
-                           **entry([node])}
+                           **own}
     by_territory: dict[str, list[str]] = defaultdict(list)
     for node in run["nodes"]:
         if hospitals[node]["territory"]:
