@@ -103,3 +103,20 @@ def test_a_site_below_k_min_is_left_out_before_training_with_a_plain_reason() ->
     assert "6" not in reason
     assert "va" not in run["result"]["node_metrics"]
     assert "switzerland" in run["result"]["notes"]  # one patient without the disease among its test rows
+
+
+def test_a_layout_packs_and_unpacks_named_blocks_and_refuses_wrong_shapes() -> None:
+    from fedsante.federation.layout import Layout
+
+    layout = Layout.of({"coef": np.zeros(3), "intercept": np.zeros(1), "n": np.zeros(1)}, last=("n",))
+    assert [name for name, _ in layout.fields] == ["coef", "intercept", "n"] and layout.size == 5
+    vector = layout.pack({"coef": np.array([1.0, 2.0, 3.0]), "intercept": np.array([4.0]), "n": np.array([9.0])})
+    assert vector.tolist() == [1.0, 2.0, 3.0, 4.0, 9.0]
+    assert {k: v.tolist() for k, v in layout.unpack(vector * 2).items()} == {
+        "coef": [2.0, 4.0, 6.0], "intercept": [8.0], "n": [18.0]}
+    with pytest.raises(ValueError, match="'coef' has shape \\[2\\]; the layout expects \\[3\\]"):
+        layout.pack({"coef": np.zeros(2), "intercept": np.zeros(1), "n": np.zeros(1)})
+    with pytest.raises(ValueError, match="has 5 values. Got shape \\[4\\]"):
+        layout.unpack(np.zeros(4))
+    with pytest.raises(ValueError, match="not part of the layout"):
+        layout.pack({"coef": np.zeros(3), "intercept": np.zeros(1), "n": np.zeros(1), "extra": np.zeros(1)})

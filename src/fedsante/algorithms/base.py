@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from fedsante import __version__
 from fedsante.common.errors import BadRequest, field_problems
 from fedsante.federation.approval import AlgorithmRef
+from fedsante.federation.layout import Layout
 
 if TYPE_CHECKING:
     from fedsante.federation.coordinator import RunContext, RunOutcome
@@ -142,5 +143,8 @@ class Algorithm(ABC):
         """One task at the node on its cohort: the arrays and metrics to release (before disclosure control)."""
 
     def secure_vector(self, kind: str, arrays: Arrays, metrics: Metrics) -> np.ndarray:
-        """What secure aggregation masks for a ``secure_kinds`` task: the arrays in sorted name order, then ``n``."""
-        return np.concatenate([*(np.ravel(arrays[k]) for k in sorted(arrays)), [float(metrics["n"] or 0.0)]])
+        """What secure aggregation masks for a task summed over the hospitals: by default the arrays in sorted
+        name order, then ``n`` (:meth:`Layout.of <fedsante.federation.layout.Layout.of>`); the desk unpacks the
+        sum with the same layout."""
+        arrays = {**arrays, "n": np.array([float(metrics["n"] or 0.0)])}
+        return Layout.of(arrays, last=("n",)).pack(arrays)

@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from fedsante.algorithms.base import Algorithm, Arrays, Metrics
-from fedsante.algorithms.logreg.evaluation import FIXED, STATS
+from fedsante.algorithms.logreg import layout
+from fedsante.algorithms.logreg.evaluation import FIXED, STATS, SUBGROUPS
 from fedsante.algorithms.logreg.node import execute
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.algorithms.logreg.plan import run_logreg
@@ -30,6 +31,8 @@ class LogReg(Algorithm):
         "fedsante.algorithms.logreg.plan",
         "fedsante.algorithms.logreg.node",
         "fedsante.algorithms.logreg.evaluation",
+        "fedsante.algorithms.logreg.layout",
+        "fedsante.federation.layout",
         "fedsante.learning.logistic",
         "fedsante.learning.models",
         "fedsante.learning.strategies",
@@ -63,6 +66,9 @@ class LogReg(Algorithm):
         return execute(kind, params, arrays, cohort, node_id=node_id, round_number=round_number)
 
     def secure_vector(self, kind: str, arrays: Arrays, metrics: Metrics) -> np.ndarray:
-        if kind == "moments":  # n, then the sums, then the sums of squares
-            return np.concatenate([arrays["n"], arrays["total"], arrays["total_sq"]])
-        return super().secure_vector(kind, arrays, metrics)
+        weight = {layout.WEIGHT: np.array([float(metrics["n"] or 0.0)])}
+        if kind == "moments":  # the count is one of the moments
+            return layout.moments(arrays["total"].size).pack(arrays)
+        if kind == "subgroups":
+            return layout.subgroups(arrays[SUBGROUPS].shape[0]).pack({**arrays, **weight})
+        return layout.update({k: v.shape for k, v in arrays.items()}).pack({**arrays, **weight})

@@ -15,7 +15,8 @@ import numpy as np
 from fedsante.common.errors import RunFailed
 from fedsante.federation.coordinator import RunContext, RunOutcome, RunPlan
 from fedsante.federation.secure import moments_config, round_config, subgroups_config
-from fedsante.algorithms.logreg.evaluation import GROUP_WIDTH, IMPORTANCE, STATS, release_sensitivity
+from fedsante.algorithms.logreg import layout
+from fedsante.algorithms.logreg.evaluation import GROUP_WIDTH, IMPORTANCE, STATS, SUBGROUPS, release_sensitivity
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import Params, init_params
 from fedsante.learning.scaling import Moments, Scaler, combine
@@ -53,7 +54,7 @@ async def run_logreg(context: RunContext) -> RunOutcome:
                          if IMPORTANCE in reply.arrays})
     if groups:  # the subgroups' statistics, summed over the hospitals by secure aggregation
         summed = await context.secure_sum("subgroups", subgroup_round, {**model, **extra})
-        outcome.subgroup_stats = summed[:-1].reshape(groups, GROUP_WIDTH).tolist()
+        outcome.subgroup_stats = layout.subgroups(groups).unpack(summed)[SUBGROUPS].tolist()
         outcome.subgroup_sites = list(context.nodes)
         if params_.dp:
             outcome.subgroup_noise_sd = params_.evaluation_noise_multiplier * release_sensitivity(len(plan.group_counts))
@@ -72,7 +73,8 @@ async def _train(context: RunContext, model: Params, shapes: Shapes,
         started = time.perf_counter()
         if plan.secure:
             total = await context.secure_sum("fit", round_number, {**model, **extra})
-            summed, total_weight = _unflatten(total[:-1], shapes), float(round(total[-1]))  # a sum of patient counts
+            summed = layout.update(shapes).unpack(total)
+            total_weight = float(round(summed.pop(layout.WEIGHT)[0]))  # a sum of patient counts
             train_n = {"secure sum": total_weight}
         else:
             replies = await context.stage("fit", round_number, {**model, **extra}, shapes, need_n=True)
@@ -91,8 +93,9 @@ async def _scaler(context: RunContext) -> Scaler | None:
     scaling = plan.params.scaling
     if scaling == "global" and plan.secure:  # the desk learns only the sums over hospitals
         summed = await context.secure_sum("moments", 0, {})
-        return _global_scaler(plan, [Moments(n=int(round(summed[0])), total=summed[1:1 + d],
-                                             total_sq=summed[1 + d:])])
+        m = layout.moments(d).unpack(summed)
+        return _global_scaler(plan, [Moments(n=int(round(m[layout.WEIGHT][0])), total=m["total"],
+                                             total_sq=m["total_sq"])])
     if scaling == "global":
         replies = await context.stage("moments", 0, {}, {"n": (1,), "total": (d,), "total_sq": (d,)}, need_n=True)
         return _global_scaler(plan, [Moments(n=int(r.arrays["n"][0]), total=r.arrays["total"],
@@ -111,12 +114,3 @@ def _global_scaler(plan: RunPlan, parts: list[Moments]) -> Scaler:
                             "feature bounds of the study.")
         return private_scaler(parts, *plan.bounds)
     return combine(parts)
-
-
-def _unflatten(flat: np.ndarray, shapes: Shapes) -> Params:
-    out, start = {}, 0
-    for key, shape in sorted(shapes.items()):  # nodes flatten their update in sorted key order
-        size = int(np.prod(shape))
-        out[key] = flat[start:start + size].reshape(shape)
-        start += size
-    return out
