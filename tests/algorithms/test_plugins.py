@@ -120,3 +120,25 @@ def test_a_layout_packs_and_unpacks_named_blocks_and_refuses_wrong_shapes() -> N
         layout.unpack(np.zeros(4))
     with pytest.raises(ValueError, match="not part of the layout"):
         layout.pack({"coef": np.zeros(3), "intercept": np.zeros(1), "n": np.zeros(1), "extra": np.zeros(1)})
+
+
+def test_a_run_with_fewer_than_two_feasible_sites_fails_at_once_and_spends_nothing(tmp_path) -> None:
+    from fedsante.common.errors import RunFailed
+
+    # Prepare: VA keeps 6 test patients; only Cleveland meets k_min (DP on: a release would be debited)
+    va = load_hospital("va")
+    test_ids = [pid for pid, s in zip(va.patient_id, va.split) if s == "test"]
+    tables = {"cleveland": load_hospital("cleveland"), "va": va.without(set(test_ids[6:]))}
+
+    # Execute
+    with pytest.raises(RunFailed) as failed:
+        asyncio.run(simulate_study(tables, {"rounds": 1}, work_dir=tmp_path))
+
+    # Assert: the plain reason, no count, and no privacy debit in either hospital's chain
+    message = str(failed.value)
+    assert "cannot go on: 1 of 2 hospitals meet the approval's minimum counts, 2 needed" in message
+    assert "va has fewer than k_min = 11 patients among its test rows: left out." in message
+    assert "no privacy budget was spent" in message and " 6 " not in message
+    for node in tables:
+        chain = (tmp_path / "nodes" / node / "audit.jsonl").read_text()
+        assert '"kind":"feasibility"' in chain and "privacy_debit" not in chain
