@@ -231,8 +231,10 @@ def test_a_non_heart_study_runs_its_whole_life_through_the_cli_without_code(tmp_
         hospitals = report["performance"]["hospitals"]
         for site in ("est", "ouest"):  # shown as left out, with the reason and no figure
             assert hospitals[site]["metrics"] is None and "left out" in hospitals[site]["reason"]
-        assert hospitals["nord"]["metrics"] is not None and hospitals["sud"]["metrics"] is not None
+        for site in ("nord", "sud"):  # took part (a hospital's own figures may be withheld under the DP noise)
+            assert hospitals[site]["metrics"] is not None or "left out" not in hospitals[site]["reason"]
         assert report["performance"]["pooled"]["sites"] == ["nord", "sud"]
+        assert report["performance"]["pooled"]["metrics"]["auc"] > 0.6
         html = (tmp_path / "report" / "trust-report.html").read_text()
         assert "Self-reported ethnicity" in html or "ethnicity" in html
 

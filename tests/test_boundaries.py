@@ -6,12 +6,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fedsante.common.errors import ConfigError, DataError
-from fedsante.data.heart import CSV_COLUMNS, load_csv, load_hospital
+from fedsante.data.heart import load_csv, load_hospital
 from fedsante.desk.app import create_app
 from fedsante.desk.settings import DeskSettings
 from fedsante.node.config import load_config
 
-HEADER = ",".join(CSV_COLUMNS)
+HEADER = "patient_id,age,sex,trestbps,chol,fbs,thalach,exang,oldpeak,cp,restecg,num,split"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -26,20 +26,20 @@ def test_unknown_hospital_lists_the_bundled_ones() -> None:
 
 
 def test_missing_column_names_the_column_and_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path, HEADER.replace(",chol", "") + "\n")
-    with pytest.raises(DataError, match=r"site\.csv has no column 'chol'\. Expected columns"):
+    path = write(tmp_path, HEADER.replace(",chol", "") + "\np1,63,1,145,1,150,0,2.3,3,2,1,train\n")
+    with pytest.raises(DataError, match=r"site\.csv: 1 mapping problem for study 'heart': column 'chol'"):
         load_csv(path, hospital="h")
 
 
 def test_non_numeric_value_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, HEADER + "\np1,63,1,high,233,1,150,0,2.3,1,2,0,train\n")
-    with pytest.raises(DataError, match=r"line 2, column 'trestbps': 'high' is not a number"):
+    with pytest.raises(DataError, match=r"column 'trestbps' hold 'high', but 'trestbps' expects a number"):
         load_csv(path, hospital="h")
 
 
 def test_unknown_category_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, HEADER + "\np1,63,1,145,233,1,150,0,2.3,7,2,0,train\n")
-    with pytest.raises(DataError, match=r"column 'cp': 7 is not one of 1, 2, 3, 4"):
+    with pytest.raises(DataError, match=r"column 'cp' hold '7', but 'cp' expects one of the levels 1, 2, 3, 4"):
         load_csv(path, hospital="h")
 
 
@@ -49,7 +49,7 @@ def test_valid_csv_is_encoded_like_the_bundled_data(tmp_path: Path) -> None:
     table = load_csv(path, hospital="h")
 
     assert table.X.tolist() == [[63, 1, 145, 233, 1, 150, 0, 2.3, 0, 1, 0, 0, 1]]
-    assert table.y.tolist() == [1.0] and table.dropped_rows == 1
+    assert table.y.tolist() == [1.0] and table.excluded["missing value"] == 1
 
 
 def test_node_config_refuses_unknown_settings_by_name(tmp_path: Path) -> None:

@@ -93,17 +93,19 @@ def test_compiled_hospital_has_flamby_counts(hospital: str, n_train: int, n_test
 
 
 def test_heart_study_reproduces_the_flamby_features_and_bounds() -> None:
-    # Prepare
-    from fedsante.data.heart import FEATURE_BOUNDS, FEATURES
+    # Prepare: FLamby's 13 features and the public ranges the former loader hard-coded
+    features = ("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak",
+                "cp=2", "cp=3", "cp=4", "restecg=1", "restecg=2")
+    bounds = {"age": (20, 90), "trestbps": (0, 220), "chol": (0, 650), "thalach": (50, 220), "oldpeak": (-3, 7)}
 
     # Execute
     study = bundled_study("heart")
     lower, upper = study.feature_bounds()
 
     # Assert
-    assert study.feature_names() == FEATURES
-    assert lower.tolist() == [FEATURE_BOUNDS[f][0] for f in FEATURES]
-    assert upper.tolist() == [FEATURE_BOUNDS[f][1] for f in FEATURES]
+    assert study.feature_names() == features
+    assert lower.tolist() == [bounds.get(f, (0, 1))[0] for f in features]
+    assert upper.tolist() == [bounds.get(f, (0, 1))[1] for f in features]
     assert study.sensitive_variables() == ("sex",)
     assert study.feature_labels("fr")[0] == "Âge (ans)"
     assert study.feature_labels("en")[8] == "Chest pain type: 2"

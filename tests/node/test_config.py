@@ -41,9 +41,11 @@ def test_absolute_paths_are_kept(tmp_path: Path) -> None:
     assert config.data_dir == tmp_path / "abs" and config.dataset == "va"
 
 
-def test_load_table_uses_the_bundled_dataset(tmp_path: Path) -> None:
+def test_a_bundled_dataset_name_resolves_to_its_declaration(tmp_path: Path) -> None:
+    from fedsante.node.datasets import resolve_dataset
+
     config = load_config(write_toml(tmp_path, BASE + 'data_dir = "d"\ndataset = "switzerland"\n'))
-    assert config.load_table().part("test")[0].shape == (16, 13)
+    assert resolve_dataset(config).path.endswith("switzerland.csv")
 
 
 def test_unknown_key_is_refused_by_name(tmp_path: Path) -> None:

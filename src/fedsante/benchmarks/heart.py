@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from fedsante.sim.baselines import EXACT, evaluate, evaluation_scalers, fit_local, fit_pooled
-from fedsante.data.heart import HOSPITALS, HospitalTable, load_hospital
+from fedsante.data.cohort import Cohort
+from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.sim.simulation import simulate_study
 
@@ -84,7 +85,7 @@ def run_heart(seeds: list[int], params: LogRegParams = EXACT,
     return rows
 
 
-def _one_seed(tables: dict[str, HospitalTable], params: LogRegParams) -> dict[str, dict[str, float]]:
+def _one_seed(tables: dict[str, Cohort], params: LogRegParams) -> dict[str, dict[str, float]]:
     def accuracies(metrics: dict[str, dict]) -> dict[str, float]:
         return {h: m["accuracy"] for h, m in metrics.items()}
 

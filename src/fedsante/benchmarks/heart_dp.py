@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedsante.data.heart import HOSPITALS, HospitalTable, load_hospital
+from fedsante.data.cohort import Cohort
+from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.learning.logistic import predict_proba
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling, log_losses, loss_threshold_auc
@@ -41,13 +42,13 @@ class Score:
     secure_round_seconds: float
 
 
-def score(run: dict, tables: dict[str, HospitalTable]) -> Score:
+def score(run: dict, tables: dict[str, Cohort]) -> Score:
     """Score a completed run's released model exactly on the public test (and training) rows."""
     result = run["result"]
     model = {k: np.array(v) for k, v in result["model"].items()}
     scaler = Scaler(mean=np.array(result["scaler"]["mean"]), scale=np.array(result["scaler"]["scale"]))
 
-    def proba(X: np.ndarray, table: HospitalTable) -> np.ndarray:
+    def proba(X: np.ndarray, table: Cohort) -> np.ndarray:
         return predict_proba(model, scaler.transform(np.clip(X, *table.bounds)))
 
     parts = {h: {s: t.part(s) for s in ("train", "test")} for h, t in tables.items()}

@@ -95,18 +95,13 @@ def node_check(
 
 
 def _check_dataset(cfg) -> None:
-    from fedsante.data.bundled import bundled_datasets
-    from fedsante.node.datasets import load_raw, resolve_dataset, registry
+    from fedsante.node.datasets import load_raw, resolve_dataset
 
-    if cfg.dataset_path is not None or (cfg.dataset in bundled_datasets() and registry(cfg).get(cfg.dataset) is None):
-        table = cfg.load_table()  # the heart-format checks, with line numbers
-        train, test = (len(table.part(s)[1]) for s in ("train", "test"))
-        console.print(f"{cfg.node_id}: {table.source}: {train} training rows, {test} test rows, "
-                      f"{table.dropped_rows} rows dropped (missing values or excluded by the split).")
     decl = resolve_dataset(cfg)
-    raw = load_raw(decl)
+    raw = load_raw(decl)  # refused with the file, line or column when it cannot be read
     console.print(f"{cfg.node_id}: dataset {decl.name!r} ({raw.source}): {raw.n_rows} rows, "
-                  f"{len(raw.columns)} columns.")
+                  f"{len(raw.columns)} columns ({', '.join(raw.columns)}). What a study would see: "
+                  "'fedsante node check --project REF'.")
 
 
 def _check_project(cfg, reference: str, map_option: list[str], mapping_file: Path | None, k_min_floor: int) -> None:

@@ -1,5 +1,5 @@
-"""Data connectors and bundled real datasets (with provenance and licence)."""
+"""Data: the study schema (study.py), dataset sources (sources.py), mappings (mapping.py), cohort
+compilation (cohort.py) and the bundled datasets and studies (bundled.py, heart.py).
 
-from fedsante.data.heart import FEATURES, HOSPITALS, HospitalTable, load_csv, load_hospital
-
-__all__ = ["FEATURES", "HOSPITALS", "HospitalTable", "load_csv", "load_hospital"]
+Import from the modules themselves: this package imports nothing, so that reading a study does not load DuckDB.
+"""

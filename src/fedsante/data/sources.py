@@ -12,6 +12,8 @@ Parsing into numbers and levels happens later, against a study (:mod:`fedsante.d
 
 from __future__ import annotations
 
+import csv
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,11 +115,27 @@ def _query(decl: DatasetDeclaration, path: Path) -> tuple[list[str], list[tuple]
         text = str(exc)
         if "invalid unicode" in text.lower() or "not utf-8 encoded" in text.lower():
             raise DataError(f"{path} is not UTF-8 text. Export it as UTF-8 {decl.format.upper()}.") from None
+        if decl.format == "csv":
+            _check_lines(path, decl.delimiter)
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         raise DataError(f"{path} cannot be read as {decl.format.upper()} ({first}). Check the file's format, "
                         "delimiter and quoting, or set 'format' and 'delimiter' in its declaration.") from None
     finally:
         con.close()
+
+
+def _check_lines(path: Path, delimiter: str) -> None:
+    """Name the first line whose number of values differs from the header's (DuckDB's errors do not)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = csv.reader(fh, delimiter=delimiter)
+            header = next(rows, None)
+            for number, row in enumerate(rows, start=2):
+                if header is not None and row and len(row) != len(header):
+                    raise DataError(f"{path}, line {number}: expected {len(header)} values like the header, found "
+                                    f"{len(row)}. Fix the line (quote values that contain '{delimiter}').")
+    except (UnicodeDecodeError, csv.Error):
+        return
 
 
 def _quote(name: str) -> str:

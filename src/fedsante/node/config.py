@@ -9,7 +9,6 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedsante.common.errors import ConfigError, field_problems
-from fedsante.data.heart import HospitalTable, load_csv, load_hospital
 
 
 class NodeConfig(BaseModel):
@@ -64,10 +63,6 @@ class NodeConfig(BaseModel):
         """The dataset's name in approvals: the bundled hospital, or the CSV file's stem."""
         return self.dataset or (self.dataset_path.stem if self.dataset_path else "")
 
-    def load_table(self) -> HospitalTable:
-        if self.dataset_path is not None:
-            return load_csv(self.dataset_path, hospital=self.node_id)
-        return load_hospital(self.dataset or "")
 
 
 def load_config(path: str | Path) -> NodeConfig:

@@ -22,7 +22,7 @@ from nacl.public import PrivateKey
 
 from fedsante.audit import AuditLog
 from fedsante.common.errors import DataError
-from fedsante.data.heart import HospitalTable
+from fedsante.data.cohort import Cohort
 from fedsante.federation.auth import sign_request
 from fedsante.node.replies import raise_for_status
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
@@ -56,7 +56,7 @@ class ObjectionTable:
             json.dump(self._rows, handle, indent=1, sort_keys=True)
         os.replace(tmp, self.path)
 
-    def excluded(self, table: HospitalTable) -> set[str]:
+    def excluded(self, table: Cohort) -> set[str]:
         """Patient ids of ``table`` under an objection."""
         hashes = {row["hash"] for row in self._rows.values()}
         return {pid for pid in map(str, table.patient_id) if keyed_hash(self.hash_key, pid) in hashes}
@@ -119,7 +119,7 @@ class Objections:
             await self._call(client, "POST", APPLIED_PATH, {"applied": done})
         return added, removed
 
-    def cohort(self, base: HospitalTable, run_id: str) -> HospitalTable:
+    def cohort(self, base: Cohort, run_id: str) -> Cohort:
         """The run's cohort: ``base`` without the patients under an objection, counted in the audit chain."""
         excluded = self.table.excluded(base)
         cohort = base.without(excluded) if excluded else base

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedsante.data.heart import HospitalTable
+from fedsante.data.cohort import Cohort
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.learning.logistic import Params, SGDConfig, init_params, predict_proba, sgd
 from fedsante.learning.scaling import Moments, Scaler, combine, local_scaler
@@ -33,7 +33,7 @@ def _config(params: LogRegParams, steps: int) -> SGDConfig:
     return SGDConfig(steps=steps, lr=params.lr, batch_size=params.batch_size, l2=params.l2)
 
 
-def fit_pooled(tables: dict[str, HospitalTable], params: LogRegParams, *, seed: int) -> Trained:
+def fit_pooled(tables: dict[str, Cohort], params: LogRegParams, *, seed: int) -> Trained:
     """Train on the stacked training rows of every hospital, standardised with pooled statistics."""
     X = np.vstack([t.part("train")[0] for t in tables.values()])
     y = np.concatenate([t.part("train")[1] for t in tables.values()])
@@ -42,7 +42,7 @@ def fit_pooled(tables: dict[str, HospitalTable], params: LogRegParams, *, seed: 
     return Trained(sgd(init_params(X.shape[1]), scaler.transform(X), y, _config(params, steps), seed=seed), scaler)
 
 
-def fit_local(table: HospitalTable, params: LogRegParams, *, seed: int) -> Trained:
+def fit_local(table: Cohort, params: LogRegParams, *, seed: int) -> Trained:
     """Train on one hospital's training rows only, standardised with its own statistics."""
     X, y = table.part("train")
     scaler = local_scaler(X)
@@ -50,7 +50,7 @@ def fit_local(table: HospitalTable, params: LogRegParams, *, seed: int) -> Train
     return Trained(sgd(init_params(X.shape[1]), scaler.transform(X), y, _config(params, steps), seed=seed), scaler)
 
 
-def evaluate(model: Params, tables: dict[str, HospitalTable], scalers: dict[str, Scaler]) -> dict[str, dict]:
+def evaluate(model: Params, tables: dict[str, Cohort], scalers: dict[str, Scaler]) -> dict[str, dict]:
     """Accuracy, AUC and n on each hospital's test rows, each scaled with ``scalers[hospital]``."""
     out = {}
     for name, table in tables.items():
@@ -61,7 +61,7 @@ def evaluate(model: Params, tables: dict[str, HospitalTable], scalers: dict[str,
     return out
 
 
-def evaluation_scalers(tables: dict[str, HospitalTable], trained: Trained | Scaler | None, scaling: str) -> dict[str, Scaler]:
+def evaluation_scalers(tables: dict[str, Cohort], trained: Trained | Scaler | None, scaling: str) -> dict[str, Scaler]:
     """How each hospital's test rows are scaled: its own training statistics ('local', FLamby's
     protocol) or the scaler the model was trained with ('global')."""
     if scaling == "local" or trained is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from fedsante.common.keys import load_key
-from fedsante.data.heart import HospitalTable
+from fedsante.data.cohort import Cohort
 from fedsante.desk.client import DeskClient
 from fedsante.desk.settings import DeskSettings
 from fedsante.node import operator
@@ -30,7 +30,7 @@ BASE_URL = "http://desk.invalid"
 
 
 async def simulate_study(
-    tables: dict[str, HospitalTable], params: dict, *,
+    tables: dict[str, Cohort], params: dict, *,
     on_progress: Callable[[dict], None] | None = None, round_timeout: float = 30.0,
     work_dir: Path | None = None, secure: bool = True, epsilon: float | None = None, energy: bool = False,
 ) -> dict:
@@ -51,7 +51,7 @@ async def simulate_study(
         return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure, epsilon, meter)
 
 
-async def _simulate(tables: dict[str, HospitalTable], params: dict, on_progress, round_timeout: float,
+async def _simulate(tables: dict[str, Cohort], params: dict, on_progress, round_timeout: float,
                     work_dir: Path, secure: bool, epsilon: float | None, meter: ComputeMeter | None) -> dict:
     token = secrets.token_urlsafe(16)
     exact = params.get("privacy") == "none"
