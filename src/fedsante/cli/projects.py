@@ -19,11 +19,15 @@ Comment = Annotated[str, typer.Option("--comment", "-m", help="Your comment (kep
 
 
 @project_app.command("template")
-def project_template() -> None:
-    """Print a complete example project file (TOML) to start from."""
-    from fedsante.sim.lifecycle import EXAMPLE_PROJECT
+@friendly
+def project_template(
+    algorithm: Annotated[str, typer.Option(help="Catalogue algorithm whose parameters the template lists.")] = "logreg",
+) -> None:
+    """Print a complete project file (TOML) to start from: the heart example, every parameter of the
+    algorithm with its default, bounds and meaning, and a study table to copy for your own data."""
+    from fedsante.desk.template import project_template as template
 
-    print(EXAMPLE_PROJECT.read_text(encoding="utf-8"), end="")
+    print(template(algorithm), end="")
 
 
 @project_app.command("submit")
