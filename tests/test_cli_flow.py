@@ -100,7 +100,8 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         assert "submitted" in submitted
 
         # the reviewers
-        assert reference in fedsante("review", "queue", env=as_["rev1"]).stdout
+        queue = fedsante("review", "queue", env=as_["rev1"]).stdout
+        assert reference in queue and "flags" in queue and "sensitive:" in queue  # flagged, not blocking
         fedsante("review", "approve", reference, "-m", "Clear purpose.", env=as_["rev1"])
         approved = fedsante("review", "approve", reference, "-m", "Agree.", env=as_["rev2"]).stdout
         assert "approved" in approved and f"{reference}-v1" in approved
