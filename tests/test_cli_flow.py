@@ -100,7 +100,8 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         assert "submitted" in submitted
 
         # the reviewers
-        assert reference in fedsante("review", "queue", env=as_["rev1"]).stdout
+        queue = fedsante("review", "queue", env=as_["rev1"]).stdout
+        assert reference in queue and "flags" in queue and "sensitive:" in queue  # flagged, not blocking
         fedsante("review", "approve", reference, "-m", "Clear purpose.", env=as_["rev1"])
         approved = fedsante("review", "approve", reference, "-m", "Agree.", env=as_["rev2"]).stdout
         assert "approved" in approved and f"{reference}-v1" in approved
@@ -128,6 +129,7 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         # what everyone can read, and what the auditor verifies
         shown = " ".join(fedsante("project", "show", reference, env=as_["auditor"]).stdout.split())
         assert "running" in shown and "accepted" in shown and "rev1" in shown
+        assert "sensitive_flagged" in shown and "FLAG" in shown and "FAIL" not in shown
         exported = tmp_path / "desk-audit.jsonl"
         fedsante("audit", "export", "--out", str(exported), env=as_["auditor"])
         assert "Chain intact" in " ".join(fedsante("audit", "verify", str(exported)).stdout.split())

@@ -1,26 +1,34 @@
 """The project registry record, the Grand-Est charter as data, and the charter's automatic checks."""
 
+import copy
 import hashlib
 import json
 import re
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from fedsante.desk.charter import CHECKS, Charter, failed, load_charter, run_checks
+from fedsante.data.bundled import bundled_study
+from fedsante.desk.app import create_app
+from fedsante.desk.charter import CHECKS, Charter, failed, flagged, load_charter, run_checks
 from fedsante.desk.registry import (ALGORITHM_PARAMS, Controller, DatasetRequest, ProjectSpec, algorithm_params,
                                    load_project_file)
 from fedsante.common.errors import ConfigError, DataError, NotFound
 from fedsante.algorithms.catalogue import catalogue
-from fedsante.sim.lifecycle import EXAMPLE_PROJECT
+from fedsante.desk.settings import DeskSettings
+from fedsante.sim.lifecycle import EXAMPLE_PROJECT, HOLDER_ORG
 
 EXAMPLE = EXAMPLE_PROJECT
 CHARTER_TEXT = (files("fedsante.desk") / "charters" / "grand_est.toml").read_text(encoding="utf-8")
 TODAY = date(2026, 11, 25)
+HEART = bundled_study("heart").model_dump(mode="json")
+FLAG_KINDS = {"sensitive_variables"}
 PRINCIPLES = {"ethics_transparency", "territorial_equity", "explainability", "user_involvement",
               "environmental_impact", "data_protection"}
 
@@ -38,6 +46,31 @@ def example() -> ProjectSpec:
 def changed(spec: ProjectSpec, **update: Any) -> ProjectSpec:
     """A validated copy of ``spec`` with some fields changed."""
     return ProjectSpec.model_validate({**spec.model_dump(), **update})
+
+
+def heart(*edits: Callable[[dict], Any]) -> dict:
+    """The bundled heart study as a dict, with each edit applied to a copy."""
+    study = copy.deepcopy(HEART)
+    for edit in edits:
+        edit(study)
+    return study
+
+
+def blank_justification(*indices: int) -> Callable[[dict], None]:
+    return lambda study: [study["predictors"][i].update(justification="  ") for i in indices]
+
+
+def continuous_outcome(study: dict) -> None:
+    study["outcome"] = {**study["outcome"], "type": "continuous", "positive": [], "negative": []}
+
+
+def no_fairness(study: dict) -> None:
+    study["fairness"] = []
+
+
+def not_sensitive(study: dict) -> None:
+    for predictor in study["predictors"]:
+        predictor["sensitive"] = False
 
 
 # --- the example and the checks ------------------------------------------------------------------
@@ -91,6 +124,12 @@ BREAKS = [  # (check kind, change to the example, the check that must fail, what
     ("retention", {"retention_end_date": date(2028, 6, 30)}, "retention_bounded", "planned_end_date"),
     ("retention", {"retention_end_date": date(2030, 1, 5)}, "retention_bounded", "start_date"),
     ("carbon", {"expected_carbon_kgco2e": None}, "carbon_estimated", "expected_carbon_kgco2e"),
+    ("study_defined", {"study": None}, "study_defined", "study"),
+    ("justifications", {"study": heart(blank_justification(2, 3))}, "variables_justified", "trestbps, chol"),
+    ("outcome_type", {"study": heart(continuous_outcome)}, "outcome_supported", "'continuous'"),
+    ("fairness_attributes", {"study": heart(no_fairness)}, "fairness_declared", "study.fairness"),
+    ("fairness_attributes", {"parameters": {"fairness_attributes": "sex,ethnicity"}}, "fairness_declared",
+     "ethnicity"),
 ]
 
 
@@ -105,8 +144,95 @@ def test_a_minimal_break_fails_exactly_that_check(example: ProjectSpec, charter:
     assert names in problems[0].message_en and names in problems[0].message_fr
 
 
-def test_every_check_kind_has_a_break() -> None:
-    assert {b[0] for b in BREAKS} == set(CHECKS)
+def test_every_check_kind_has_a_break_or_is_a_flag() -> None:
+    assert {b[0] for b in BREAKS} | FLAG_KINDS == set(CHECKS)
+    assert not {b[0] for b in BREAKS} & FLAG_KINDS
+
+
+# --- the checks on the study -----------------------------------------------------------------------
+
+
+def test_the_example_declares_a_justified_supported_fair_study(example: ProjectSpec, charter: Charter) -> None:
+    results = {r.id: r for r in run_checks(example, charter, today=TODAY)}
+
+    for check_id in ("study_defined", "variables_justified", "outcome_supported", "fairness_declared"):
+        assert results[check_id].outcome == "pass" and results[check_id].ok, check_id
+    assert results["study_defined"].principle == results["variables_justified"].principle == "data_protection"
+
+
+def test_a_missing_study_says_how_to_declare_one(example: ProjectSpec, charter: Charter) -> None:
+    (result,) = failed(run_checks(changed(example, study=None), charter, today=TODAY))
+
+    assert result.outcome == "fail"
+    for message in (result.message_en, result.message_fr):
+        assert 'study = "heart"' in message and "[study]" in message and "docs/data.md" in message
+
+
+def test_an_unsupported_outcome_names_the_outcome_type_and_the_algorithm(example: ProjectSpec,
+                                                                         charter: Charter) -> None:
+    (result,) = failed(run_checks(changed(example, study=heart(continuous_outcome)), charter, today=TODAY))
+
+    assert result.id == "outcome_supported"
+    for message in (result.message_en, result.message_fr):
+        assert "'continuous'" in message and "'logreg'" in message and "binary" in message
+
+
+def test_no_fairness_attribute_is_needed_without_the_fairness_report(example: ProjectSpec, charter: Charter) -> None:
+    spec = changed(example, study=heart(no_fairness), reports_requested=["explanation", "calibration", "carbon"])
+
+    assert [r.id for r in failed(run_checks(spec, charter, today=TODAY))] == ["explanation_fairness_reports"]
+
+
+def test_sensitive_variables_and_fairness_attributes_are_flagged_not_failed(example: ProjectSpec,
+                                                                            charter: Charter) -> None:
+    results = run_checks(example, charter, today=TODAY)
+    (flag,) = flagged(results)
+
+    assert flag.id == "sensitive_flagged" and flag.outcome == "flag" and flag.ok and flag not in failed(results)
+    assert flag.message_en.startswith("variables marked sensitive: sex; fairness attributes: sex (female, male), "
+                                      "age (<45")
+    assert flag.message_fr.startswith("variables marquées sensibles : sex ; attributs d'équité : sex (female, male)")
+
+
+def test_a_study_without_sensitive_variables_or_fairness_attributes_has_no_flag(example: ProjectSpec,
+                                                                                charter: Charter) -> None:
+    spec = changed(example, study=heart(no_fairness, not_sensitive), reports_requested=["explanation", "carbon"],
+                   parameters={"fairness_attributes": ""})
+    results = {r.id: r for r in run_checks(spec, charter, today=TODAY)}
+
+    assert flagged(results.values()) == []
+    assert results["sensitive_flagged"].outcome == "pass"
+    assert results["sensitive_flagged"].message_en == next(
+        c.message_en for p in charter.principles for c in p.checks if c.id == "sensitive_flagged")
+
+
+def test_submission_through_the_api_is_refused_naming_the_failing_study_checks(tmp_path: Path) -> None:
+    # Prepare: a desk with a holder, and a draft whose study breaks three checks (and is flagged)
+    admin = "fst_admin-token-for-charter-tests"
+    app = create_app(DeskSettings(data_dir=tmp_path, database_url="sqlite://"), admin_token=admin)
+    with TestClient(app) as client:
+        as_admin = {"authorization": f"Bearer {admin}"}
+        client.post("/api/v1/organisations", json={"name": HOLDER_ORG, "kind": "research"}, headers=as_admin)
+        end = (datetime.now(UTC).date() + timedelta(days=60)).isoformat()
+        token = client.post("/api/v1/accounts", headers=as_admin, json={
+            "name": "holder", "organisation": HOLDER_ORG, "role": "holder", "end_date": end}).json()["token"]
+        as_holder = {"authorization": f"Bearer {token}"}
+        study = heart(blank_justification(0), continuous_outcome, no_fairness)
+        spec = changed(load_project_file(EXAMPLE), study=study).model_dump(mode="json")
+        reference = client.post("/api/v1/projects", json=spec, headers=as_holder).json()["reference"]
+
+        # Execute
+        refused = client.post(f"/api/v1/projects/{reference}/submit", json={}, headers=as_holder)
+        checks = client.get(f"/api/v1/projects/{reference}/checks", headers=as_holder).json()
+
+    # Assert
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert "variables_justified" in error and "age" in error
+    assert "outcome_supported" in error and "fairness_declared" in error and "sensitive_flagged" not in error
+    outcomes = {c["id"]: c["outcome"] for c in checks["checks"]}
+    assert outcomes["variables_justified"] == "fail" and outcomes["sensitive_flagged"] == "flag"
+    assert checks["ok"] is False
 
 
 def test_retention_without_start_date_counts_from_today(example: ProjectSpec, charter: Charter) -> None:
@@ -205,7 +331,7 @@ def test_project_file_errors_name_the_file_and_field(tmp_path: Path, name: str, 
 
 
 def test_the_charter_is_versioned_and_hashed(charter: Charter) -> None:
-    assert (charter.id, charter.version) == ("grand-est", "1.0")
+    assert (charter.id, charter.version) == ("grand-est", "1.1")
     assert charter.digest == hashlib.sha256(CHARTER_TEXT.encode("utf-8")).hexdigest()
     policy = charter.policy
     assert (policy.k_min_floor, policy.epsilon_max, policy.delta_max, policy.min_reviewers) == (11, 10.0, 1e-5, 2)
@@ -215,9 +341,9 @@ def test_the_charter_is_versioned_and_hashed(charter: Charter) -> None:
 
 def test_a_custom_charter_file_loads_with_its_own_digest(tmp_path: Path) -> None:
     path = tmp_path / "charter.toml"
-    path.write_text(CHARTER_TEXT.replace('version = "1.0"', 'version = "1.1"'), encoding="utf-8")
+    path.write_text(CHARTER_TEXT.replace('version = "1.1"', 'version = "1.2"'), encoding="utf-8")
     custom = load_charter(path)
-    assert custom.version == "1.1" and custom.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert custom.version == "1.2" and custom.digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert custom.digest != load_charter().digest
 
 

@@ -37,6 +37,9 @@ def test_home_figures_and_the_project_page_with_its_approval_runs_and_report(liv
     assert run["id"] == live.run_id and run["released_at"] and 0.99 <= run["epsilon"] <= 1.0 and run["kg_co2e"] > 0
     assert twin["charter"]["checks"] and all(check["ok"] for check in twin["charter"]["checks"])
     assert "Contrôles de la charte" in page.text and "✓" in page.text
+    flags = [c for c in twin["charter"]["checks"] if c["outcome"] == "flag"]
+    assert [c["id"] for c in flags] == ["sensitive_flagged"] and "⚑ signalé aux relecteurs" in page.text
+    assert "variables marquées sensibles : sex" in page.text
     assert "dpo@chu-demo.example" in get(live, "/vos-droits").text
     hospital = get(live, "/hopitaux/cleveland.json").json()
     assert hospital["datasets"] == ["cleveland"] and hospital["accepts_objections"]  # published by the node

@@ -19,11 +19,15 @@ Comment = Annotated[str, typer.Option("--comment", "-m", help="Your comment (kep
 
 
 @project_app.command("template")
-def project_template() -> None:
-    """Print a complete example project file (TOML) to start from."""
-    from fedsante.sim.lifecycle import EXAMPLE_PROJECT
+@friendly
+def project_template(
+    algorithm: Annotated[str, typer.Option(help="Catalogue algorithm whose parameters the template lists.")] = "logreg",
+) -> None:
+    """Print a complete project file (TOML) to start from: the heart example, every parameter of the
+    algorithm with its default, bounds and meaning, and a study table to copy for your own data."""
+    from fedsante.desk.template import project_template as template
 
-    print(EXAMPLE_PROJECT.read_text(encoding="utf-8"), end="")
+    print(template(algorithm), end="")
 
 
 @project_app.command("submit")
@@ -81,12 +85,20 @@ def project_show(reference: Reference, desk_url: DeskUrl = DEFAULT_DESK,
     console.print(f"[bold]{project['reference']}[/] {project['title']}\nstatus: {project['status']}, version "
                   f"{project['version']}, organisation {project['organisation']}, approval "
                   f"{project['approval_id'] or '-'}")
-    checks = [{"principle": c["principle"], "check": c["id"], "result": "pass" if c["ok"] else "FAIL",
-               "problem": "" if c["ok"] else c["message_en"]} for c in parts["checks"]["checks"]]
-    console.print(rows_table("Charter checks", checks, ["principle", "check", "result", "problem"]))
+    checks = [{"principle": c["principle"], "check": c["id"], "result": _RESULT[_outcome(c)],
+               "detail": "" if _outcome(c) == "pass" else c["message_en"]} for c in parts["checks"]["checks"]]
+    console.print(rows_table("Charter checks", checks, ["principle", "check", "result", "detail"]))
     console.print(rows_table("Reviews", parts["reviews"], ["created_at", "reviewer", "version", "decision", "comment"]))
     console.print(rows_table("History", parts["history"], ["time", "actor", "from", "to", "reason"]))
     console.print(rows_table("Hospital decisions", parts["acceptances"], ["node_id", "decision", "decided_at", "reason"]))
+
+
+_RESULT = {"pass": "pass", "fail": "FAIL", "flag": "FLAG"}
+
+
+def _outcome(check: dict) -> str:
+    """pass, fail or flag (a desk older than the flags sends only ``ok``)."""
+    return check.get("outcome") or ("pass" if check["ok"] else "fail")
 
 
 def _transition(reference: str, action: str, reason: str, desk_url: str, token_file: Path) -> None:
@@ -155,10 +167,14 @@ def review_queue(desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAU
     """Projects waiting for a review."""
 
     async def go(desk) -> list[dict]:
-        return [*await desk.projects("submitted"), *await desk.projects("in_review")]
+        projects = [*await desk.projects("submitted"), *await desk.projects("in_review")]
+        for project in projects:
+            checks = (await desk.project(project["reference"], "checks"))["checks"]
+            project["flags"] = " ".join(c["message_en"] for c in checks if _outcome(c) == "flag")
+        return projects
 
     console.print(rows_table("Waiting for review", with_desk(desk_url, token_file, go),
-                             ["reference", "title", "status", "version", "organisation"]))
+                             ["reference", "title", "status", "version", "organisation", "flags"]))
 
 
 @run_app.command("start")

@@ -6,9 +6,15 @@ one small pure function registered in :data:`CHECKS`. Failure messages name the 
 
 >>> charter = load_charter()
 >>> charter.id, charter.version, len(charter.digest)
-('grand-est', '1.0', 64)
+('grand-est', '1.1', 64)
 >>> [r.id for r in failed(run_checks(ProjectSpec(), charter))][:3]
 ['registry_complete', 'prohibited_purposes_attested', 'territorial_scope_declared']
+
+A check declared with ``severity = "flag"`` never fails: what it finds is shown to reviewers as a
+flag (``outcome == "flag"``) and does not block submission.
+
+>>> [r.message_en for r in flagged(run_checks(ProjectSpec(study="heart"), charter))]
+['variables marked sensitive: sex; fairness attributes: sex (female, male), age (<45, 45-54, 55-64, >=65).']
 """
 
 from __future__ import annotations
@@ -23,16 +29,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from fedsante.desk import charter_checks as study_checks
+from fedsante.desk.charter_checks import Problem
 from fedsante.desk.registry import ALGORITHM_PARAMS, ProjectSpec, Report, algorithm_params
 from fedsante.common.errors import ConfigError, DataError, field_problems
 from fedsante.algorithms.catalogue import catalogue
 
-Problem = tuple[str, str]
-"""One reason a check fails: (English, French)."""
 CheckFn = Callable[[ProjectSpec, dict[str, Any], "Charter", date], list[Problem]]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -76,13 +82,18 @@ ProhibitedPurpose = Question = Statement
 
 @dataclass(frozen=True)
 class Check:
-    """An automatic check: its kind names a function of :data:`CHECKS`; messages say what passes."""
+    """An automatic check: its kind names a function of :data:`CHECKS`; messages say what passes.
+
+    ``severity`` is ``"fail"`` (what the function finds blocks submission) or ``"flag"`` (it is shown to
+    reviewers and blocks nothing).
+    """
 
     __pydantic_config__ = _STRICT
     id: Id
     kind: Annotated[str, AfterValidator(_known_kind)]
     message_fr: Text
     message_en: Text
+    severity: Literal["fail", "flag"] = "fail"
     parameters: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
@@ -116,11 +127,14 @@ class Charter:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One check on one project: ``outcome`` is pass, fail or flag; ``ok`` is False only for fail."""
+
     id: str
     principle: str
     ok: bool
     message_en: str
     message_fr: str
+    outcome: Literal["pass", "fail", "flag"] = "pass"
 
 
 # --- check parameters --------------------------------------------------------------------------
@@ -316,6 +330,11 @@ CHECKS: dict[str, tuple[CheckFn, type[BaseModel]]] = {
     "algorithm": (algorithm, _NoParams),
     "retention": (retention, _NoParams),
     "carbon": (carbon, _NoParams),
+    "study_defined": (study_checks.study_defined, _NoParams),
+    "justifications": (study_checks.justifications, _NoParams),
+    "outcome_type": (study_checks.outcome_type, _NoParams),
+    "sensitive_variables": (study_checks.sensitive_variables, _NoParams),
+    "fairness_attributes": (study_checks.fairness_attributes, _NoParams),
 }
 """Every check kind a charter may use: its function and the model of its parameters."""
 
@@ -362,13 +381,19 @@ def run_checks(spec: ProjectSpec, charter: Charter, *, today: date | None = None
     for principle in charter.principles:
         for check in principle.checks:
             problems = CHECKS[check.kind][0](spec, check.parameters, charter, day)
+            outcome = check.severity if problems else "pass"
             results.append(CheckResult(
-                id=check.id, principle=principle.id, ok=not problems,
+                id=check.id, principle=principle.id, ok=outcome != "fail", outcome=outcome,
                 message_en="; ".join(en for en, _ in problems) + "." if problems else check.message_en,
                 message_fr=" ; ".join(fr for _, fr in problems) + "." if problems else check.message_fr))
     return results
 
 
 def failed(results: Iterable[CheckResult]) -> list[CheckResult]:
-    """The results that did not pass."""
+    """The results that did not pass (flags pass)."""
     return [r for r in results if not r.ok]
+
+
+def flagged(results: Iterable[CheckResult]) -> list[CheckResult]:
+    """The results that pass with a flag for reviewers."""
+    return [r for r in results if r.outcome == "flag"]

@@ -91,8 +91,8 @@ def project_checks(reference: str, request: Request, _who: Anyone) -> dict:
         results = run_checks(ProjectSpec.model_validate(project.spec), desk.charter)
     return {"charter": {"id": desk.charter.id, "version": desk.charter.version},
             "ok": all(r.ok for r in results),
-            "checks": [{"id": r.id, "principle": r.principle, "ok": r.ok, "message_en": r.message_en,
-                        "message_fr": r.message_fr} for r in results]}
+            "checks": [{"id": r.id, "principle": r.principle, "ok": r.ok, "outcome": r.outcome,
+                        "message_en": r.message_en, "message_fr": r.message_fr} for r in results]}
 
 
 @router.post("/{reference}/submit")

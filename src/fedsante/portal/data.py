@@ -134,8 +134,8 @@ def _charter_checks(desk, project: Project) -> dict:
     """The charter's automatic checks on the current version, as of its last change (what reviewers saw)."""
     checks = run_checks(ProjectSpec.model_validate(project.spec), desk.charter, today=project.updated_at.date())
     return {"id": desk.charter.id, "version": desk.charter.version,
-            "checks": [{"id": c.id, "principle": c.principle, "ok": c.ok, "message_fr": c.message_fr,
-                        "message_en": c.message_en} for c in checks]}
+            "checks": [{"id": c.id, "principle": c.principle, "ok": c.ok, "outcome": c.outcome,
+                        "message_fr": c.message_fr, "message_en": c.message_en} for c in checks]}
 
 
 def _account_org(session, account_id: int) -> str:

@@ -81,6 +81,7 @@ T = {
         "not_found": "Page introuvable", "nav_verify": "Vérifier",
         "charter_checks": "Contrôles de la charte", "dpo": "Délégués à la protection des données",
         "charter_intro": "Contrôles automatiques de la charte {} (version {}) sur la version actuelle du projet :",
+        "charter_flag": "signalé aux relecteurs :",
         "download": "Télécharger le registre", "csv": "CSV (colonnes du répertoire du Health Data Hub)",
         "dcat": "catalogue DCAT (JSON-LD)", "atom": "flux Atom des nouveaux projets et résultats",
         "verify_title": "Vérifier le travail du guichet",
@@ -147,6 +148,7 @@ T = {
         "nav_verify": "Verify", "verify_title": "Verify the desk's work",
         "charter_checks": "Charter checks", "dpo": "Data protection officers",
         "charter_intro": "Automatic checks of charter {} (version {}) on the project's current version:",
+        "charter_flag": "flagged to reviewers:",
         "download": "Download the registry", "csv": "CSV (Health Data Hub répertoire columns)",
         "dcat": "DCAT catalogue (JSON-LD)", "atom": "Atom feed of new projects and results",
         "verify_intro": "Every approval is signed with one of the desk's keys, and the desk and each hospital keep a "
