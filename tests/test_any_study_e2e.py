@@ -194,6 +194,8 @@ def test_a_non_heart_study_runs_its_whole_life_through_the_cli_without_code(tmp_
         project_file(fedsante("project", "template").stdout, path)
         submitted = fedsante("project", "submit", str(path), env=as_["holder"]).stdout
         reference = submitted.split()[1]
+        shown = " ".join(fedsante("project", "show", reference, env=as_["rev1"]).stdout.split())
+        assert "FLAG" in shown and "ethnicity" in shown  # the sensitive variable, flagged for the reviewers
         fedsante("review", "approve", reference, "-m", "Clear purpose.", env=as_["rev1"])
         assert "approved" in fedsante("review", "approve", reference, "-m", "Agree.", env=as_["rev2"]).stdout
 
