@@ -35,9 +35,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from fedsante.desk import charter_checks as study_checks
 from fedsante.desk.charter_checks import Problem
-from fedsante.desk.registry import ALGORITHM_PARAMS, ProjectSpec, Report, algorithm_params
+from fedsante.desk.registry import ProjectSpec, Report, algorithm_params
 from fedsante.common.errors import ConfigError, DataError, field_problems
-from fedsante.algorithms.catalogue import catalogue
+from fedsante.algorithms.catalogue import catalogue, get_algorithm
 
 CheckFn = Callable[[ProjectSpec, dict[str, Any], "Charter", date], list[Problem]]
 
@@ -265,7 +265,7 @@ def algorithm(spec: ProjectSpec, params: dict, charter: Charter, today: date) ->
         values = algorithm_params(spec).model_dump()
     except DataError as exc:
         return [(line, f"paramètre invalide : {line}") for line in exc.errors]
-    model = ALGORITHM_PARAMS[spec.algorithm]
+    model = get_algorithm(spec.algorithm).params_model
     numeric = [n for n, f in model.model_fields.items() if f.annotation in (int, float)]
     problems = []
     for name, (lower, upper) in spec.parameter_bounds.items():

@@ -26,10 +26,8 @@ from fedsante.data.study import StudySchema
 
 from fedsante.common.errors import ConfigError, DataError, field_problems
 from fedsante.algorithms.catalogue import get_algorithm
-from fedsante.algorithms.logreg.params import LogRegParams
+from fedsante.algorithms.base import AlgorithmParams
 
-ALGORITHM_PARAMS: dict[str, type[BaseModel]] = {"logreg": LogRegParams}
-"""The parameters model of each catalogue algorithm."""
 
 Report = Literal["explanation", "fairness", "calibration", "carbon"]
 
@@ -148,13 +146,12 @@ def load_project_file(path: str | Path) -> ProjectSpec:
         raise ConfigError(f"Project file {path} is invalid: " + "; ".join(problems), errors=problems) from None
 
 
-def algorithm_params(spec: ProjectSpec) -> LogRegParams:
+def algorithm_params(spec: ProjectSpec) -> AlgorithmParams:
     """The validated parameters of the spec's algorithm (defaults filled in).
 
     Raises the catalogue's NotFound for an unknown algorithm, DataError naming each bad parameter.
     """
-    get_algorithm(spec.algorithm)
-    model = ALGORITHM_PARAMS[spec.algorithm]
+    model = get_algorithm(spec.algorithm).params_model
     try:
         return model.model_validate(spec.parameters)
     except ValidationError as exc:
