@@ -11,6 +11,8 @@ from fedsante.algorithms import Algorithm, AlgorithmParams, catalogue, get_algor
 from fedsante.common.errors import ConfigError
 from fedsante.data.heart import load_hospital
 from fedsante.federation.coordinator import RunContext, RunOutcome
+from fedsante.federation.layout import Layout
+from fedsante.federation.secure import sum_config
 from fedsante.sim.simulation import simulate_study
 
 
@@ -29,11 +31,19 @@ class Prevalence(Algorithm):
     secure_kinds = frozenset({"count"})
 
     async def run(self, context: RunContext) -> RunOutcome:
-        raise RuntimeError("not run here: the catalogue is what this test checks")
+        # one secure sum of (positives, n) over the hospitals: the desk never sees one hospital's count
+        await context.secure_setup({1: sum_config(len(context.nodes), 2, clip=1e6)})  # counts: fine resolution
+        total = await context.secure_sum("count", 1, {})
+        positive, n = Layout.of({"positive": np.zeros(1), "n": np.zeros(1)}, last=("n",)).unpack(total).values()
+        return RunOutcome(params={"prevalence": positive / n}, scaler=None, node_metrics={},
+                          train_n={"secure sum": float(round(n[0]))})  # a sum of patient counts
 
     def execute(self, kind, params, arrays, cohort, *, node_id, round_number):
         y = cohort.part("train")[1]
         return {"positive": np.array([float(y.sum())])}, {"n": float(len(y))}
+
+    def secure_config(self, kind, n_nodes, length):
+        return sum_config(n_nodes, length, clip=1e6)
 
 
 def test_an_algorithm_registered_from_a_test_package_joins_the_catalogue() -> None:
@@ -53,6 +63,23 @@ def test_an_algorithm_registered_from_a_test_package_joins_the_catalogue() -> No
     finally:
         unregister("prevalence_test")
     assert "prevalence_test" not in catalogue()
+
+
+def test_a_registered_plugin_runs_a_governed_study_end_to_end_by_secure_sum() -> None:
+    # Prepare
+    tables = {h: load_hospital(h) for h in ("cleveland", "hungarian", "va")}
+    register(Prevalence)
+    try:
+        # Execute: the same governance (charter, two reviews, signed approval naming its code hash, acceptance)
+        run = asyncio.run(simulate_study(tables, {}, algorithm="prevalence_test"))
+    finally:
+        unregister("prevalence_test")
+
+    # Assert: the pooled prevalence equals the one computed on the stacked training rows
+    y = np.concatenate([t.part("train")[1] for t in tables.values()])
+    assert run["status"] == "completed" and run["algorithm_id"] == "prevalence_test"
+    assert run["result"]["model"]["prevalence"][0] == pytest.approx(y.mean(), abs=1e-9)
+    assert run["result"]["train_n"] == {"secure sum": float(len(y))}
 
 
 def test_registering_another_class_under_a_taken_id_is_refused() -> None:

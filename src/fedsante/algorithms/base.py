@@ -33,6 +33,8 @@ from fedsante import __version__
 from fedsante.common.errors import BadRequest, field_problems
 from fedsante.federation.approval import AlgorithmRef
 from fedsante.federation.layout import Layout
+from fedsante.federation.secure import sum_config
+from fedsante.privacy.secagg import SecAggConfig
 
 if TYPE_CHECKING:
     from fedsante.federation.coordinator import RunContext, RunOutcome
@@ -141,6 +143,11 @@ class Algorithm(ABC):
     def execute(self, kind: str, params: AlgorithmParams, arrays: Arrays, cohort: Any, *, node_id: str,
                 round_number: int) -> tuple[Arrays, Metrics]:
         """One task at the node on its cohort: the arrays and metrics to release (before disclosure control)."""
+
+    def secure_config(self, kind: str, n_nodes: int, length: int) -> SecAggConfig:
+        """The secure-aggregation settings of a ``length``-value vector of ``kind`` among ``n_nodes`` (the node
+        refuses a round set up otherwise); by default :func:`~fedsante.federation.secure.sum_config`."""
+        return sum_config(n_nodes, length)
 
     def secure_vector(self, kind: str, arrays: Arrays, metrics: Metrics) -> np.ndarray:
         """What secure aggregation masks for a task summed over the hospitals: by default the arrays in sorted

@@ -90,6 +90,12 @@ def subgroups_config(n_nodes: int, length: int) -> SecAggConfig:
                         clip=(WEIGHT_CLIP,) * (length + 1), bits=BITS)
 
 
+def sum_config(n_nodes: int, length: int, clip: float = SUM_CLIP) -> SecAggConfig:
+    """Any vector of ``length`` values each within ``[-clip, clip]``; a majority of the nodes must stay."""
+    return SecAggConfig(n_clients=n_nodes, threshold=n_nodes // 2 + 1, vector_length=length,
+                        clip=(clip,) * length, bits=BITS)
+
+
 def expected_config(kind: str, n_nodes: int, length: int) -> SecAggConfig:
     """The settings a node expects for a vector of ``length`` values of task ``kind``."""
     if kind == "moments":

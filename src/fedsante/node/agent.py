@@ -162,7 +162,8 @@ class NodeAgent:
                     payload = feasibility_payload(self.table, self.guard.k_min(task),
                                                   binary=getattr(self.table, "binary", True))
                 elif task.kind.startswith("secagg_") or "forwarded" in task.payload:
-                    payload = self.secure.handle(task, lambda: self._vector(task))
+                    payload = self.secure.handle(task, lambda: self._vector(task),
+                                                 get_algorithm(task.algorithm.id).secure_config)
                 else:
                     self._check_plain(task)
                     out, metrics, suppressed = self._compute(task)

@@ -9,10 +9,12 @@ import numpy as np
 
 from fedsante.common.errors import BadRequest, RunFailed
 from fedsante.federation.messages import Task
-from fedsante.federation.secure import expected_config, from_wire, to_wire
+from fedsante.federation.secure import from_wire, to_wire
 from fedsante.privacy.secagg import SecAggClient, SecAggConfig
 
 Update = Callable[[], np.ndarray]
+Expected = Callable[[str, int, int], SecAggConfig]
+"""The settings this node's algorithm expects for a vector of ``length`` values of a task kind, among n nodes."""
 MAX_ROUNDS = 1000  # as many as a run may have (LogRegParams.rounds)
 KEPT_ROUNDS = 2 * MAX_ROUNDS  # state of rounds that never finished is dropped after this many newer ones
 
@@ -31,8 +33,9 @@ class SecureRounds:
                             "node (the node restarted or the stage came out of order)")
         return client
 
-    def handle(self, task: Task, update: Update) -> dict:
-        """The payload answering ``task``; ``update()`` computes the plain vector to mask (moments or fit)."""
+    def handle(self, task: Task, update: Update, expected_config: Expected) -> dict:
+        """The payload answering ``task``: a key exchange, an unmasking, or the masked vector of an algorithm's
+        stage (``update()`` computes the plain vector; ``expected_config`` says which settings it must be sent with)."""
         data = {k: from_wire(v) for k, v in task.payload.items()}
         if task.kind == "secagg_keys":  # fresh keys for every round of the run, advertised at once
             configs, rounds = data.get("secagg"), data.get("rounds")
@@ -57,7 +60,7 @@ class SecureRounds:
                 shares[number] = to_wire(client.share_keys(roster))
             return {"shares": shares}
         client = self._client(task)
-        if task.kind in ("moments", "fit", "subgroups"):
+        if "forwarded" in data:  # a stage summed by secure aggregation
             vector = np.asarray(update(), dtype=np.float64)
             expected = expected_config(task.kind, client.config.n_clients, vector.size)
             if client.config != expected:

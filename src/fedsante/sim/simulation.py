@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -15,7 +16,9 @@ from pathlib import Path
 import httpx
 
 from fedsante.common.keys import load_key
+from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.data.cohort import Cohort
+from fedsante.data.study import StudySchema
 from fedsante.desk.client import DeskClient
 from fedsante.desk.settings import DeskSettings
 from fedsante.node import operator
@@ -29,10 +32,22 @@ from fedsante.sim import lifecycle
 BASE_URL = "http://desk.invalid"
 
 
+@dataclass(frozen=True)
+class Options:
+    """How a simulated study is set up (see :func:`simulate_study`)."""
+
+    round_timeout: float = 30.0
+    secure: bool = True
+    epsilon: float | None = None
+    algorithm: str = "logreg"
+    study: StudySchema | None = None
+
+
 async def simulate_study(
     tables: dict[str, Cohort], params: dict, *,
     on_progress: Callable[[dict], None] | None = None, round_timeout: float = 30.0,
     work_dir: Path | None = None, secure: bool = True, epsilon: float | None = None, energy: bool = False,
+    algorithm: str = "logreg", study: StudySchema | None = None,
 ) -> dict:
     """Approve a project over one node per table at an in-memory desk, run it, return the run record.
 
@@ -43,20 +58,24 @@ async def simulate_study(
     settings and the simulated nodes' policies accordingly), for benchmarks that compare them.
     ``epsilon`` replaces the example project's privacy budget (1.0). ``energy=True`` measures every
     computation with one CodeCarbon meter shared by the simulated nodes (about 2 s to start).
+    ``algorithm`` names any registered catalogue entry and ``study`` the study schema the approval signs
+    (default: the example project's, the bundled heart study); ``tables`` are cohorts compiled for it.
     """
+    options = Options(round_timeout=round_timeout, secure=secure, epsilon=epsilon, algorithm=algorithm, study=study)
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsante-sim-")))
         meter = stack.enter_context(ComputeMeter()) if energy else None
-        return await _simulate(tables, params, on_progress, round_timeout, Path(work_dir), secure, epsilon, meter)
+        return await _simulate(tables, params, on_progress, options, Path(work_dir), meter)
 
 
-async def _simulate(tables: dict[str, Cohort], params: dict, on_progress, round_timeout: float,
-                    work_dir: Path, secure: bool, epsilon: float | None, meter: ComputeMeter | None) -> dict:
+async def _simulate(tables: dict[str, Cohort], params: dict, on_progress, options: Options,
+                    work_dir: Path, meter: ComputeMeter | None) -> dict:
     token = secrets.token_urlsafe(16)
-    exact = params.get("privacy") == "none"
-    settings = DeskSettings(data_dir=work_dir / "desk", round_timeout_seconds=round_timeout,  # SQLite file: one connection per thread
-                            secure_aggregation=secure, allow_exact_runs=exact)
+    exact = not get_algorithm(options.algorithm).parameters(params).dp
+    secure = options.secure
+    settings = DeskSettings(data_dir=work_dir / "desk", round_timeout_seconds=options.round_timeout,
+                            secure_aggregation=secure, allow_exact_runs=exact)  # SQLite file: one connection per thread
     app = create_app(settings, admin_token=token)
     transport = httpx.ASGITransport(app=app)
     agents, loops, cast = [], [], None
@@ -79,8 +98,10 @@ async def _simulate(tables: dict[str, Cohort], params: dict, on_progress, round_
                                         guard=operator.guard(cfg), poll_seconds=5, meter=meter))
                 configs.append(cfg)
             spec = lifecycle.example_spec(list(tables))
-            spec = spec.model_copy(update={"parameters": params, "parameter_bounds": {},
-                                           "epsilon": spec.epsilon if epsilon is None else epsilon})
+            spec = spec.model_copy(update={
+                "parameters": params, "parameter_bounds": {}, "algorithm": options.algorithm,
+                "study": options.study or spec.study,
+                "epsilon": spec.epsilon if options.epsilon is None else options.epsilon})
             cast = await lifecycle.create_cast(desk)
             project = await lifecycle.submit_and_approve(cast, spec)
             await lifecycle.accept_everywhere(configs, project["reference"], transport=transport)

@@ -17,6 +17,8 @@ from fedsante.algorithms.logreg.node import execute
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.algorithms.logreg.plan import run_logreg
 from fedsante.federation.coordinator import RunContext, RunOutcome
+from fedsante.federation.secure import expected_config
+from fedsante.privacy.secagg import SecAggConfig
 
 __all__ = ["LogReg", "LogRegParams"]
 
@@ -64,6 +66,9 @@ class LogReg(Algorithm):
     def execute(self, kind: str, params: Any, arrays: Arrays, cohort: Any, *, node_id: str,
                 round_number: int) -> tuple[Arrays, Metrics]:
         return execute(kind, params, arrays, cohort, node_id=node_id, round_number=round_number)
+
+    def secure_config(self, kind: str, n_nodes: int, length: int) -> SecAggConfig:
+        return expected_config(kind, n_nodes, length)
 
     def secure_vector(self, kind: str, arrays: Arrays, metrics: Metrics) -> np.ndarray:
         weight = {layout.WEIGHT: np.array([float(metrics["n"] or 0.0)])}
