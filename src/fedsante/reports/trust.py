@@ -119,9 +119,15 @@ def fairness(result: RunResult, k_min: int) -> dict | None:
                                            threshold, METRICS)
         out.append({"name": attribute.name, "labels": {lang: attribute.label(lang) for lang in LANGS}, "groups": groups,
                     "gaps": {m: {**g, "groups": list(g["groups"])} for m, g in metric_gaps.items()},
-                    "flags": flags(flagged, threshold), "within_noise": within})
+                    "flags": flags(_named(flagged, attribute, "en"), threshold), "within_noise": within})
     return {"threshold": threshold, "metrics": list(METRICS), "sites": list(result.subgroup_sites),
             "attributes": out, "noise_sd": noise}
+
+
+def _named(metric_gaps: dict, attribute, lang: str) -> dict:
+    """The gaps with each group's label in ``lang`` instead of its name (for the flags' sentences)."""
+    labels = {name: attribute.group_label(i, lang) for i, name in enumerate(attribute.groups)}
+    return {m: {**g, "groups": tuple(labels.get(x, x) for x in g["groups"])} for m, g in metric_gaps.items()}
 
 
 def _secondary_suppression(groups: dict[str, dict], k_min: int) -> None:
