@@ -20,6 +20,7 @@ from fedsante.privacy.disclosure import DisclosurePolicy, protect_subgroups
 from fedsante.privacy.membership import dp_auc_ceiling
 from fedsante.federation.feasibility import sentence
 from fedsante.federation.result import IMPORTANCE, RunResult
+from fedsante.reports._format import lower_first
 from fedsante.reports.carbon import carbon_report
 from fedsante.reports.explain import aggregate_importance, odds_ratios
 from fedsante.reports.fairness import METRICS, flags, gaps
@@ -126,7 +127,7 @@ def fairness(result: RunResult, k_min: int) -> dict | None:
 
 def _named(metric_gaps: dict, attribute, lang: str) -> dict:
     """The gaps with each group's label in ``lang`` instead of its name (for the flags' sentences)."""
-    labels = {name: attribute.group_label(i, lang) for i, name in enumerate(attribute.groups)}
+    labels = {name: lower_first(attribute.group_label(i, lang)) for i, name in enumerate(attribute.groups)}
     return {m: {**g, "groups": tuple(labels.get(x, x) for x in g["groups"])} for m, g in metric_gaps.items()}
 
 
