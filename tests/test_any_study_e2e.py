@@ -231,8 +231,10 @@ def test_a_non_heart_study_runs_its_whole_life_through_the_cli_without_code(tmp_
         fedsante("report", run_id, "--out", str(tmp_path / "report"), env=as_["holder"])
         report = json.loads((tmp_path / "report" / "trust-report.json").read_text())
         hospitals = report["performance"]["hospitals"]
-        for site in ("est", "ouest"):  # shown as left out, with the reason and no figure
-            assert hospitals[site]["metrics"] is None and "left out" in hospitals[site]["reason"]
+        assert set(hospitals) == {"nord", "sud"} and report["run"]["nodes"] == ["nord", "sud"]
+        left = {entry["node"]: entry for entry in report["participation"]["left_out"]}
+        assert set(left) == {"est", "ouest"}  # listed with their reason in both languages, no figure
+        assert all("k_min = 11" in e["text"]["fr"] and "k_min = 11" in e["text"]["en"] for e in left.values())
         for site in ("nord", "sud"):  # took part (a hospital's own figures may be withheld under the DP noise)
             assert hospitals[site]["metrics"] is not None or "left out" not in hospitals[site]["reason"]
         assert report["performance"]["pooled"]["sites"] == ["nord", "sud"]

@@ -34,7 +34,7 @@ def test_trust_report_loads_with_its_plots_and_no_console_error(exact, tmp_path)
                            (page.locator("figure svg").nth(i).bounding_box() for i in range(3)))
                 for heading in (("Performance", "Fairness") if key == "html" else ("Performances", "Équité")):
                     assert page.get_by_role("heading", name=heading, exact=True).is_visible()
-                caption = "Performance by age band" if key == "html" else "Performances par tranche d'âge"
+                caption = "Performance by age" if key == "html" else "Performances par âge"  # the study's labels
                 assert page.get_by_role("table", name=caption).get_by_role("row").count() == 6  # head, 4 bands, gap
                 shot = tmp_path / f"{key}.png"
                 page.screenshot(path=str(shot), full_page=True)

@@ -81,10 +81,11 @@ def test_a_suppressed_subgroup_shows_no_number_in_html_or_json(two_hospitals, tm
     assert age["groups"][">=65"]["metrics"] is None and "k_min" in age["groups"][">=65"]["reason"]
     assert "noise_sd" not in age["groups"][">=65"] and "counts" not in age["groups"][">=65"]
     shown = next(g["metrics"] for g in age["groups"].values() if g["metrics"] is not None)
-    for lang, word in (("html", "suppressed"), ("html_fr", "masqué")):
+    for lang, word, group in (("html", "suppressed", "65 and over"), ("html_fr", "masqué", "65 ans et plus")):
         html = paths[lang].read_text(encoding="utf-8")
         table = html[html.index('id="fairness"'):html.index('id="explanation"')]
-        row = table[table.index("&gt;=65"):].split("</tr>")[0]
+        assert "&gt;=65" not in table  # the study's label of the group, not its name
+        row = table[table.index(group):].split("</tr>")[0]
         cells = re.sub(r"<[^>]+>", " ", row.split("</th>")[-1]).replace("k_min = 11", "")
         assert word in cells and not any(ch.isdigit() for ch in cells)
         assert f"{shown['auc']:.2f}" in table
@@ -178,13 +179,13 @@ def test_the_plain_summary_says_whether_groups_of_patients_fared_alike(exact) ->
     _, _, report = exact
     flagged = [a["name"] for a in report["fairness"]["attributes"] if a["flags"]]
     assert flagged == ["sex", "age"]  # e.g. sensitivity 0.60 under 45 against 0.87 at 55-64, over the four hospitals
-    assert ("differed between groups of patients (by sex and by age band) by more than the charter allows"
+    assert ("differed between groups of patients (by sex and by age) by more than the charter allows"
             in summary(report, "en"))
-    assert "(par sexe et par tranche d'âge)" in summary(report, "fr")
+    assert "(par sexe et par âge)" in summary(report, "fr")
     alike = copy.deepcopy(report)
     for attribute in alike["fairness"]["attributes"]:
         attribute["flags"] = []
-    assert ("similar across the groups of patients that could be compared (by sex and by age band), within the "
+    assert ("similar across the groups of patients that could be compared (by sex and by age), within the "
             "charter's tolerance.") in summary(alike, "en")
     alike["fairness"]["attributes"][0]["within_noise"] = ["auc"]
     assert "Differences between groups of patients (by sex) cannot be told apart from the privacy noise." in summary(

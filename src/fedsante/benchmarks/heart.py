@@ -20,6 +20,7 @@ from importlib import resources
 from fedsante.sim.baselines import EXACT, evaluate, evaluation_scalers, fit_local, fit_pooled
 from fedsante.data.cohort import Cohort
 from fedsante.data.heart import HOSPITALS, load_hospital
+from fedsante.federation.result import RunResult
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.sim.simulation import simulate_study
 
@@ -95,7 +96,7 @@ def _one_seed(tables: dict[str, Cohort], params: LogRegParams) -> dict[str, dict
         local = fit_local(table, params, seed=params.seed)
         out[f"local {name}"] = accuracies(evaluate(local.params, tables, evaluation_scalers(tables, local, params.scaling)))
     run = asyncio.run(simulate_study(tables, params.model_dump(exclude_none=True)))
-    out["federated (FedAvg)"] = accuracies(run["result"]["node_metrics"])
+    out["federated (FedAvg)"] = accuracies(RunResult.model_validate(run["result"]).node_metrics)
     return out
 
 

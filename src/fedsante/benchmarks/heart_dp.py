@@ -19,6 +19,7 @@ import numpy as np
 
 from fedsante.data.cohort import Cohort
 from fedsante.data.heart import HOSPITALS, load_hospital
+from fedsante.federation.result import RunResult
 from fedsante.learning.logistic import predict_proba
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling, log_losses, loss_threshold_auc
@@ -44,9 +45,11 @@ class Score:
 
 def score(run: dict, tables: dict[str, Cohort]) -> Score:
     """Score a completed run's released model exactly on the public test (and training) rows."""
-    result = run["result"]
-    model = {k: np.array(v) for k, v in result["model"].items()}
-    scaler = Scaler(mean=np.array(result["scaler"]["mean"]), scale=np.array(result["scaler"]["scale"]))
+    result = RunResult.model_validate(run["result"])
+    model = {k: np.array(v) for k, v in result.model.items()}
+    if result.scaler is None:
+        raise ValueError(f"Run {run['id']} has no global standardisation; the benchmark runs with scaling 'global'.")
+    scaler = Scaler(mean=np.array(result.scaler.mean), scale=np.array(result.scaler.scale))
 
     def proba(X: np.ndarray, table: Cohort) -> np.ndarray:
         return predict_proba(model, scaler.transform(np.clip(X, *table.bounds)))
@@ -61,7 +64,7 @@ def score(run: dict, tables: dict[str, Cohort]) -> Score:
         accuracy=statistics.fmean(accuracy(parts[h]["test"][1], test_p[h]) for h in tables),
         auc=roc_auc(y_test, p_test), log_loss=float(np.mean(log_losses(y_test, p_test))),
         membership_auc=loss_threshold_auc(log_losses(y_train, p_train), log_losses(y_test, p_test)),
-        epsilon=run["privacy"]["epsilon"], secure_round_seconds=statistics.median(result["round_seconds"]),
+        epsilon=run["privacy"]["epsilon"], secure_round_seconds=statistics.median(result.round_seconds),
     )
 
 
@@ -81,8 +84,8 @@ def run_heart_dp(epsilons: tuple[float, ...] = EPSILONS, repeats: int = 5,
         on_step("round overhead: the same DP run with plain (unmasked) rounds")
     plain = asyncio.run(simulate_study(tables, {}, secure=False))
     secure = asyncio.run(simulate_study(tables, {}))
-    overhead = {"secure": statistics.median(secure["result"]["round_seconds"]),
-                "plain": statistics.median(plain["result"]["round_seconds"])}
+    overhead = {name: statistics.median(RunResult.model_validate(run["result"]).round_seconds)
+                for name, run in (("secure", secure), ("plain", plain))}
     return scores, overhead
 
 

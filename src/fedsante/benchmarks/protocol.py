@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from fedsante.data.heart import HOSPITALS, load_hospital
+from fedsante.federation.result import RunResult
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.sim.simulation import simulate_study
 from fedsante.sim.launcher import Deployment
@@ -41,9 +42,10 @@ def measure(rounds: int, out_dir: Path) -> dict:
     plain = asyncio.run(simulate_study(tables, params.model_dump(exclude_none=True), secure=False))
     out = {"rounds": rounds, "start_seconds": start_seconds}
     for name, record in (("http", run), ("in_process", simulated), ("in_process_plain", plain)):
-        seconds = sorted(record["result"]["round_seconds"])
+        result = RunResult.model_validate(record["result"])
+        seconds = sorted(result.round_seconds)
         out[name] = {"median": statistics.median(seconds), "p90": seconds[int(0.9 * (len(seconds) - 1))],
-                     "max": seconds[-1], "setup": record["result"].get("secure_setup_seconds", 0.0)}
+                     "max": seconds[-1], "setup": result.secure_setup_seconds}
     return out
 
 

@@ -10,6 +10,7 @@ import typer
 from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, TokenFile, console, friendly,
                                  parse_params, rows_table, with_desk)
 from fedsante.common.errors import FedsanteError
+from fedsante.federation.result import RunResult
 
 project_app = typer.Typer(help="Submit and follow projects (project holder).", no_args_is_help=True)
 review_app = typer.Typer(help="Review projects against the charter (desk reviewer).", no_args_is_help=True)
@@ -213,10 +214,14 @@ def _print_participation(run: dict) -> None:
             console.print(note)
 
 
+def _num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def _print_metrics(run: dict) -> None:
-    rows = [{"node": node, "n test": f"{m['n']:.0f}", "accuracy": f"{m['accuracy']:.3f}",
-             "AUC": "n/a" if m.get("auc") is None else f"{m['auc']:.3f}"}
-            for node, m in run["result"]["node_metrics"].items()]
+    result = RunResult.model_validate(run["result"])
+    rows = [{"node": node, "n test": _num(m.get("n"), 0), "accuracy": _num(m.get("accuracy")), "AUC": _num(m.get("auc"))}
+            for node, m in result.node_metrics.items()]
     console.print(rows_table(f"Run {run['id']}: {run['status']}", rows, ["node", "n test", "accuracy", "AUC"]))
 
 

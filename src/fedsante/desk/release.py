@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from fedsante.common.errors import Conflict, Forbidden
 from fedsante.desk.access import Principal
 from fedsante.desk.db import Account, Approval, Project, Run, RunRelease, utcnow
+from fedsante.federation.result import RunResult
 from fedsante.privacy.disclosure import DisclosureError, DisclosurePolicy, check_model_size
 
 SEES_HELD_OUTPUTS = ("reviewer", "auditor", "admin")
@@ -25,15 +26,16 @@ def automatic_checks(run: Run, k_min: int) -> list[dict]:
     if run.status != "completed" or not run.result:
         return [{"id": "completed", "ok": False, "message": f"Run {run.id} is {run.status}; only a completed run "
                                                             "can be released."}]
-    result = run.result
+    result = RunResult.model_validate(run.result)
     policy = DisclosurePolicy(k_min=max(k_min, 11))
     checks = []
-    small = {node: m.get("n", 0) for node, m in result["node_metrics"].items() if m.get("n", 0) < policy.k_min}
+    counts = {node: result.metric(node, "n") or 0 for node in result.node_metrics}
+    small = {node: n for node, n in counts.items() if n < policy.k_min}
     checks.append({"id": "k_min", "ok": not small, "message": (
         f"every site's evaluation rests on at least k_min = {k_min} patients" if not small else
         "sites under k_min = " + str(k_min) + ": " + ", ".join(small))})  # no count: it could be published
-    n_params = sum(len(v) for v in result["model"].values())
-    n_train = int(sum(result.get("train_n", {}).values()))
+    n_params = sum(len(v) for v in result.model.values())
+    n_train = int(sum(result.train_n.values()))
     try:
         check_model_size(n_params, n_train, policy)
         checks.append({"id": "model_size", "ok": True, "message": (
@@ -41,9 +43,9 @@ def automatic_checks(run: Run, k_min: int) -> list[dict]:
             f"{policy.max_params_ratio:g} per patient")})
     except DisclosureError as exc:
         checks.append({"id": "model_size", "ok": False, "message": exc.message})
-    arrays = {**result["model"], **(result.get("scaler") or {})}
-    longest = max((len(v) for v in arrays.values()), default=0)
-    aggregate = longest <= len(result["features"]) + 1
+    arrays = [*result.model.values(), *([result.scaler.mean, result.scaler.scale] if result.scaler else [])]
+    longest = max((len(v) for v in arrays), default=0)
+    aggregate = longest <= len(result.features) + 1
     checks.append({"id": "aggregates_only", "ok": aggregate, "message": (
         f"the outputs hold only model and standardisation arrays (longest: {longest} values), no per-patient value"
         if aggregate else f"an output array has {longest} values: it could hold per-patient values")})
@@ -97,8 +99,9 @@ def visible(run: Run, who: Principal) -> dict:
                                          "released_at")}
     data["held"] = run.status == "completed" and run.released_at is None
     # which hospitals were left out, and why, is governance information without counts: never held
-    data["left_out"] = dict((run.result or {}).get("left_out") or {})
-    data["notes"] = {node: list(notes) for node, notes in ((run.result or {}).get("notes") or {}).items()}
+    result = RunResult.model_validate(run.result) if run.result else None
+    data["left_out"] = dict(result.left_out) if result else {}
+    data["notes"] = {node: list(notes) for node, notes in result.notes.items()} if result else {}
     if data["held"] and who.role not in SEES_HELD_OUTPUTS:
         data["result"] = None
     return data

@@ -23,6 +23,7 @@ from fedsante.algorithms.catalogue import get_algorithm
 from fedsante.federation.coordinator import RunOutcome, RunPlan, run_algorithm
 from fedsante.common.keys import canonical_json, sha256_hex, sign, verify
 from fedsante.federation.messages import Task, TaskResult
+from fedsante.federation.result import AttributeLayout, EnergyRecord, FairnessLayout, RunResult
 from fedsante.privacy.accountant import BudgetExceeded
 
 log = logging.getLogger("fedsante.desk")
@@ -114,17 +115,25 @@ class RunService:
         try:
             outcome = await run_algorithm(algorithm, plan, self.broker,
                                           lambda kind, **data: self._on_event(plan, kind, data))
+            result = self._result(plan, outcome)
         except FedsanteError as exc:
             self._finish(plan.run_id, "failed", error=exc.message)
+        except ValidationError as exc:
+            self._finish(plan.run_id, "failed", error=f"The run's result could not be recorded: {exc}")
         except asyncio.CancelledError:
             self._finish(plan.run_id, "failed", error="The desk stopped during the run.")
             raise
         else:
-            self._finish(plan.run_id, "completed", result=_serialise(outcome, fairness_layout(
-                plan, self.desk.charter.policy.fairness_gap_threshold, outcome.subgroup_noise_sd),
-                plan.approval.document.study))
+            self._finish(plan.run_id, "completed", result=result)
         finally:
             self._tasks.pop(plan.run_id, None)
+
+    def _result(self, plan: RunPlan, outcome: RunOutcome) -> RunResult:
+        """The typed result: the outcome, the study's labels, the fairness layout and the run's usage."""
+        usage = self._usage.get(plan.run_id, {})
+        layout = fairness_layout(plan, self.desk.charter.policy.fairness_gap_threshold, outcome.subgroup_noise_sd)
+        return RunResult.from_outcome(outcome, plan.approval.document.study, layout,
+                                      energy=usage.get("energy", {}), communication_bytes=usage.get("bytes", {}))
 
     def _on_event(self, plan: RunPlan, kind: str, data: dict) -> None:
         with self.sessions() as session:
@@ -154,18 +163,22 @@ class RunService:
         """Energy each node measured for its computations, and the bytes of every task and result (carbon report)."""
         usage = self._usage.setdefault(run_id, {"energy": {}, "bytes": {}})
         if result.energy:
-            usage["energy"].setdefault(node, []).append({**result.energy, "round": task.round})
+            try:
+                record = EnergyRecord.model_validate({**result.energy, "round": task.round})
+            except ValidationError as exc:
+                log.warning("run %s: node %s sent an energy record the desk cannot read, left out of the carbon "
+                            "report: %s", run_id, node, exc.errors()[0]["msg"])
+            else:
+                usage["energy"].setdefault(node, []).append(record)
         up, down = usage["bytes"].get(node, (0, 0))
         usage["bytes"][node] = (up + len(result.model_dump_json()), down + len(task.model_dump_json()))
 
-    def _finish(self, run_id: str, status: str, *, error: str | None = None, result: dict | None = None) -> None:
-        usage = self._usage.pop(run_id, {})
-        if result is not None:
-            result = {**result, "energy": usage.get("energy", {}),
-                      "communication_bytes": {node: list(b) for node, b in usage.get("bytes", {}).items()}}
+    def _finish(self, run_id: str, status: str, *, error: str | None = None, result: RunResult | None = None) -> None:
+        self._usage.pop(run_id, None)
         with self.sessions() as session:
             run = session.get(Run, run_id)
-            run.status, run.error, run.result, run.finished_at = status, error, result, utcnow()
+            run.status, run.error, run.finished_at = status, error, utcnow()
+            run.result = None if result is None else result.model_dump(mode="json")
             session.commit()
         self.desk.record("desk", f"run.{status}", run_id, {"error": error} if error else {})
         log.info("run %s %s%s", run_id, status, f": {error}" if error else "")
@@ -247,35 +260,12 @@ def _attributes(params: AlgorithmParams, study: StudySchema) -> list:
     return [declared[n] for n in names]
 
 
-def fairness_layout(plan: RunPlan, threshold: float, noise_sd: float | None = None) -> dict:
+def fairness_layout(plan: RunPlan, threshold: float, noise_sd: float | None = None) -> FairnessLayout:
     """How to read the subgroup sums: attributes and groups in order with the study's labels, the charter's
     threshold, and under DP the standard deviation of the noise on each summed count (from the algorithm's plan)."""
     study = plan.approval.document.study
-    return {"threshold": threshold, "noise_sd": noise_sd, "attributes": [
-        {"name": a.name, "feature": a.variable, "label_fr": a.label_fr, "label_en": a.label_en,
-         "groups": [g.name for g in a.groups],
-         "group_labels": {"fr": [g.label_fr for g in a.groups], "en": [g.label_en for g in a.groups]}}
-        for a in _attributes(plan.params, study)] if plan.secure else []}
-
-
-def _serialise(outcome: RunOutcome, fairness: dict, study: StudySchema) -> dict:
-    return {
-        "model": {k: v.tolist() for k, v in outcome.params.items()},
-        "scaler": None if outcome.scaler is None else {
-            "mean": outcome.scaler.mean.tolist(), "scale": outcome.scaler.scale.tolist()},
-        "features": list(study.feature_names()),
-        "feature_labels": {"fr": list(study.feature_labels("fr")), "en": list(study.feature_labels("en"))},
-        "study": {"id": study.id, "sha256": study.sha256(), "title_fr": study.title_fr, "title_en": study.title_en,
-                  "outcome_fr": study.outcome.label_fr, "outcome_en": study.outcome.label_en},
-        "node_metrics": outcome.node_metrics,
-        "node_stats": outcome.node_stats,
-        "node_evaluation": outcome.node_evaluation,
-        "subgroup_stats": outcome.subgroup_stats,
-        "subgroup_sites": outcome.subgroup_sites,
-        "fairness": fairness,
-        "train_n": outcome.train_n,
-        "round_seconds": outcome.round_seconds,
-        "secure_setup_seconds": outcome.setup_seconds,
-        "left_out": outcome.left_out,
-        "notes": outcome.notes,
-    }
+    return FairnessLayout(threshold=threshold, noise_sd=noise_sd, attributes=[
+        AttributeLayout(name=a.name, feature=a.variable, label_fr=a.label_fr, label_en=a.label_en,
+                        groups=[g.name for g in a.groups],
+                        group_labels={"fr": [g.label_fr for g in a.groups], "en": [g.label_en for g in a.groups]})
+        for a in _attributes(plan.params, study)] if plan.secure else [])

@@ -73,6 +73,8 @@ class RunOutcome:
     subgroup_noise_sd: float | None = None  # under DP, the noise standard deviation of each summed subgroup count
     left_out: dict[str, str] = field(default_factory=dict)  # node -> plain reason, from the feasibility stage
     notes: dict[str, list[str]] = field(default_factory=dict)  # node -> plain notes (a class under k_min...)
+    left_out_codes: dict[str, str] = field(default_factory=dict)  # node -> reason code (feasibility.REASONS)
+    note_codes: dict[str, list[str]] = field(default_factory=dict)  # node -> note codes (feasibility.NOTES)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class RunContext:
     nodes: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
+    left_out_codes: dict[str, str] = field(default_factory=dict)
+    note_codes: dict[str, list[str]] = field(default_factory=dict)
     secure_state: SecureRun | None = None
     setup_seconds: float = 0.0
 
@@ -140,6 +144,7 @@ async def run_algorithm(algorithm, plan: RunPlan, broker: Broker, on_event: OnEv
     await feasibility(context)
     outcome = await algorithm.run(context)
     outcome.left_out, outcome.notes = dict(context.left_out), dict(context.notes)
+    outcome.left_out_codes, outcome.note_codes = dict(context.left_out_codes), dict(context.note_codes)
     return outcome
 
 
@@ -152,7 +157,9 @@ async def feasibility(context: RunContext) -> None:
         hospital = plan.names.get(node, node)
         if not meets:
             context.left_out[node] = describe(hospital, code, plan.approval)
+            context.left_out_codes[node] = code
         for note in notes:
+            context.note_codes.setdefault(node, []).append(note)
             context.notes.setdefault(node, []).append(describe(hospital, note, plan.approval))
             context.on_event("note", node=node, reason=context.notes[node][-1])
     context.nodes = [n for n in context.nodes if n not in context.left_out]

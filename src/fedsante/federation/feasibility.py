@@ -62,6 +62,20 @@ def read_reply(payload: Mapping[str, Any]) -> tuple[bool, str, list[str]]:
     return False, code if isinstance(code, str) and code in REASONS else "no_data", []
 
 
+REASONS_FR = {
+    "train_rows": "parmi ses lignes d'entraînement",
+    "test_rows": "parmi ses lignes de test",
+    "no_data": "dans ses données pour cette étude",
+}
+NOTES_FR = {
+    "train_positive": "présentant l'événement parmi ses lignes d'entraînement",
+    "train_negative": "sans l'événement parmi ses lignes d'entraînement",
+    "test_positive": "présentant l'événement parmi ses lignes de test",
+    "test_negative": "sans l'événement parmi ses lignes de test",
+}
+"""The same shortfalls, in French (the trust report's French page)."""
+
+
 def describe(hospital: str, code: str, approval: SignedApproval | None) -> str:
     """The plain sentence shown to the project holder, with k_min and no count.
 
@@ -70,7 +84,21 @@ def describe(hospital: str, code: str, approval: SignedApproval | None) -> str:
     >>> describe("Hôpital Nord", "test_positive", None)  # doctest: +ELLIPSIS
     'Hôpital Nord has fewer than k_min = 11 patients with the outcome among its test rows: it takes part, ...'
     """
-    k_min = approval.document.k_min if approval is not None else 11
+    return sentence(hospital, code, approval.document.k_min if approval is not None else 11)
+
+
+def sentence(hospital: str, code: str, k_min: int, lang: str = "en") -> str:
+    """:func:`describe` from the reason or note code and k_min, in English (``"en"``) or French (``"fr"``).
+
+    >>> sentence("Hôpital Nord", "test_rows", 11, "fr")
+    "Hôpital Nord compte moins de k_min = 11 patients parmi ses lignes de test : il est écarté de l'analyse."
+    """
+    if lang == "fr":
+        if code in NOTES_FR:
+            return (f"{hospital} compte moins de k_min = {k_min} patients {NOTES_FR[code]} : il participe, mais ses "
+                    "propres résultats pour cette classe ne sont pas publiés.")
+        return (f"{hospital} compte moins de k_min = {k_min} patients "
+                f"{REASONS_FR.get(code, REASONS_FR['no_data'])} : il est écarté de l'analyse.")
     if code in NOTES:
         return (f"{hospital} has fewer than k_min = {k_min} {NOTES[code]}: it takes part, but its own figures for "
                 "that class are withheld.")

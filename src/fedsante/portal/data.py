@@ -21,6 +21,7 @@ from fedsante.desk.objections import hospital_list
 from fedsante.desk.registry import ProjectSpec
 from fedsante.desk.release import visible
 from fedsante.federation.approval import verify_published
+from fedsante.federation.result import RunResult
 from fedsante.reports.trust import carbon
 
 SCHEMA = "fedsante-portal/1"
@@ -62,21 +63,32 @@ def home(desk) -> dict:
         released = _released_runs(session)
         nodes = list(session.scalars(select(Node)))
         latest = [_summary(p, _org(session, p)) for p in projects[:5]]
-    carbon = [(r.result or {}).get("energy") for r in released]
     kg = _carbon_kg(released)
     return {"schema": SCHEMA, "page": "home",
             "figures": {"projects": len(projects), "projects_by_status": dict(Counter(p.status for p in projects)),
                         "hospitals": len(nodes), "runs": len(runs), "runs_released": len(released),
                         "epsilon_spent_max": max((float((n.privacy_spent or {}).get("epsilon", 0)) for n in nodes),
                                                  default=0.0),
-                        "kg_co2e_released_runs": kg if any(carbon) else None},
+                        "kg_co2e_released_runs": kg if any(_measured(r) for r in released) else None},
             "latest_projects": latest}
+
+
+def _result(run: Run) -> RunResult | None:
+    """The run's stored result, parsed (None until the run completed)."""
+    return RunResult.model_validate(run.result) if run.result else None
+
+
+def _measured(run: Run) -> bool:
+    """Whether the hospitals measured the energy of the run."""
+    result = _result(run)
+    return result is not None and any(result.energy.values())
 
 
 def _carbon_kg(runs: list[Run]) -> float:
     total = 0.0
     for run in runs:
-        report = carbon({"result": run.result, "finished_at": run.finished_at}) if run.result else None
+        result = _result(run)
+        report = carbon(result, run.finished_at) if result is not None else None
         total += report["totals"]["kg_co2e"] if report else 0.0
     return total
 
@@ -160,7 +172,7 @@ def _run(run: Run) -> dict:
             "started_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
             "released_at": _iso(run.released_at), "epsilon": privacy.get("epsilon"), "delta": privacy.get("delta"),
             "mechanism": privacy.get("mechanism"), "error": run.error if run.status == "failed" else None,
-            "kg_co2e": _carbon_kg([run]) if run.released_at and (run.result or {}).get("energy") else None}
+            "kg_co2e": _carbon_kg([run]) if run.released_at and _measured(run) else None}
 
 
 def released_run(desk, reference: str, run_id: str) -> tuple[dict, dict, dict]:

@@ -111,6 +111,9 @@ class CheckView(_Strict):
     id: str
     principle: str
     ok: bool
+    outcome: Literal["pass", "fail", "flag"] = Field(
+        description="'flag': not a failure, a point the charter asks the reviewers to look at (e.g. sensitive "
+                    "variables of the study).")
     message_fr: str
     message_en: str
 

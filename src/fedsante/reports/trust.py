@@ -18,7 +18,9 @@ import numpy as np
 
 from fedsante.privacy.disclosure import DisclosurePolicy, protect_subgroups
 from fedsante.privacy.membership import dp_auc_ceiling
-from fedsante.federation.result import IMPORTANCE
+from fedsante.federation.feasibility import sentence
+from fedsante.federation.result import IMPORTANCE, RunResult
+from fedsante.reports._format import lower_first
 from fedsante.reports.carbon import carbon_report
 from fedsante.reports.explain import aggregate_importance, odds_ratios
 from fedsante.reports.fairness import METRICS, flags, gaps
@@ -26,6 +28,7 @@ from fedsante.reports.noise import beyond_noise, from_counts, metric_noise_sd, p
 from fedsante.reports.performance import GroupStats, reliability_curve, summary
 
 SCHEMA = "fedsante-trust-report/1"
+LANGS = ("en", "fr")
 WITHHELD = "withheld at the hospital: an outcome class has fewer than k_min patients in its test set"
 
 
@@ -49,15 +52,14 @@ def group_entry(stats: GroupStats | None, k_min: int, *, reason: str | None = No
     return {"metrics": metrics, "reason": None}
 
 
-def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
+def performance(run: dict, result: RunResult, nodes: dict[str, dict], k_min: int) -> dict:
     """Per hospital (its own statistics), per territory and pooled (sums of the hospitals' statistics).
 
     Under differential privacy each shown group also gets the noise standard deviation of its metrics.
     """
-    result = run["result"]
-    shared = {node: GroupStats.from_vector(np.asarray(v)) for node, v in result.get("node_stats", {}).items()}
-    public_n = {node: m.get("n") for node, m in result["node_metrics"].items()}  # row counts are public
-    noise = _noise_sd(result)
+    shared = {node: GroupStats.from_vector(np.asarray(v)) for node, v in result.node_stats.items()}
+    public_n = {node: m.get("n") for node, m in result.node_metrics.items()}  # row counts are public
+    noise = result.noise_sd()
 
     def entry(sites: list[str]) -> dict:
         released = [site for site in sites if site in shared]
@@ -69,12 +71,10 @@ def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
         return out
 
     hospitals = {}
-    left_out = result.get("left_out") or {}
     for node in run["nodes"]:
         info = nodes.get(node, {})
-        own = {"metrics": None, "reason": left_out[node]} if node in left_out else entry([node])
         hospitals[node] = {"label": info.get("hospital_name") or node, "territory": info.get("territory") or "",
-                           **own}
+                           **entry([node])}
     by_territory: dict[str, list[str]] = defaultdict(list)
     for node in run["nodes"]:
         if hospitals[node]["territory"]:
@@ -85,11 +85,6 @@ def performance(run: dict, nodes: dict[str, dict], k_min: int) -> dict:
             "hospitals": hospitals, "territories": territories}
 
 
-def _noise_sd(result: dict) -> float | None:
-    """Standard deviation of the DP noise on each count a hospital released (None: exact run)."""
-    return next((m["noise_sd"] for m in result["node_metrics"].values() if m.get("noise_sd") is not None), None)
-
-
 def _with_n(entry: dict, sites: list[str], public_n: dict[str, float | None]) -> dict:
     """Show the exact (public) number of test patients rather than the sum of noisy counts."""
     counts = [public_n.get(site) for site in sites]
@@ -98,7 +93,7 @@ def _with_n(entry: dict, sites: list[str], public_n: dict[str, float | None]) ->
     return entry
 
 
-def fairness(run: dict, k_min: int) -> dict | None:
+def fairness(result: RunResult, k_min: int) -> dict | None:
     """Each subgroup (sex, age band...) summed over the hospitals, gaps between groups and the charter's flags.
 
     The hospitals' statistics per subgroup are summed by secure aggregation: the desk sees only the sums,
@@ -106,16 +101,16 @@ def fairness(run: dict, k_min: int) -> dict | None:
     privacy each metric comes with the standard deviation the noise gives it, and a gap is flagged only
     when it exceeds the threshold by more than the noise can explain.
     """
-    result = run["result"]
-    layout, rows = result.get("fairness") or {}, result.get("subgroup_stats") or []
-    if not layout.get("attributes") or not rows:
+    layout, rows = result.fairness, result.subgroup_stats
+    if layout is None or not layout.attributes or not rows:
         return None
-    threshold, noise = layout["threshold"], layout.get("noise_sd")
+    threshold, noise = layout.threshold, layout.noise_sd
     out, row = [], 0
-    for attribute in layout["attributes"]:
+    for attribute in layout.attributes:
         groups = {}
-        for label in attribute["groups"]:
-            groups[label] = _subgroup(np.asarray(rows[row], dtype=float), k_min, noise)
+        for index, name in enumerate(attribute.groups):
+            groups[name] = _subgroup(np.asarray(rows[row], dtype=float), k_min, noise)
+            groups[name]["labels"] = {lang: attribute.group_label(index, lang) for lang in LANGS}
             row += 1
         _secondary_suppression(groups, k_min)
         metric_gaps = gaps({label: g["metrics"] for label, g in groups.items()}, METRICS)
@@ -123,11 +118,17 @@ def fairness(run: dict, k_min: int) -> dict | None:
         if noise is not None:
             flagged, within = beyond_noise(metric_gaps, {k: g.get("noise_sd") or {} for k, g in groups.items()},
                                            threshold, METRICS)
-        out.append({"name": attribute["name"], "groups": groups,
+        out.append({"name": attribute.name, "labels": {lang: attribute.label(lang) for lang in LANGS}, "groups": groups,
                     "gaps": {m: {**g, "groups": list(g["groups"])} for m, g in metric_gaps.items()},
-                    "flags": flags(flagged, threshold), "within_noise": within})
-    return {"threshold": threshold, "metrics": list(METRICS), "sites": result.get("subgroup_sites") or [],
+                    "flags": flags(_named(flagged, attribute, "en"), threshold), "within_noise": within})
+    return {"threshold": threshold, "metrics": list(METRICS), "sites": list(result.subgroup_sites),
             "attributes": out, "noise_sd": noise}
+
+
+def _named(metric_gaps: dict, attribute, lang: str) -> dict:
+    """The gaps with each group's label in ``lang`` instead of its name (for the flags' sentences)."""
+    labels = {name: lower_first(attribute.group_label(i, lang)) for i, name in enumerate(attribute.groups)}
+    return {m: {**g, "groups": tuple(labels.get(x, x) for x in g["groups"])} for m, g in metric_gaps.items()}
 
 
 def _secondary_suppression(groups: dict[str, dict], k_min: int) -> None:
@@ -163,63 +164,90 @@ def _subgroup(vector: np.ndarray, k_min: int, noise: float | None) -> dict:
     return entry
 
 
-def importance(run: dict) -> dict | None:
+def _feature(result: RunResult, index: int) -> dict:
+    """An encoded column: its raw name and the study's labels of it in each language."""
+    return {"feature": result.features[index], "labels": {lang: result.label(index, lang) for lang in LANGS}}
+
+
+def importance(run: dict, result: RunResult) -> dict | None:
     """Permutation importance aggregated over the hospitals (exact runs; weighted by test patients)."""
-    result = run["result"]
-    evaluation, metrics = result.get("node_evaluation") or {}, result["node_metrics"]
-    nodes = [node for node in run["nodes"] if IMPORTANCE in (evaluation.get(node) or {}) and metrics[node].get("n")]
+    evaluation = result.node_evaluation
+    nodes = [node for node in run["nodes"] if IMPORTANCE in evaluation.get(node, {}) and result.metric(node, "n")]
     if not nodes:
         return None
     values = aggregate_importance([np.asarray(evaluation[node][IMPORTANCE]) for node in nodes],
-                                  [int(metrics[node]["n"]) for node in nodes])
-    rows = sorted(({"feature": name, "importance": float(v)} for name, v in zip(result["features"], values)),
+                                  [int(result.metric(node, "n") or 0) for node in nodes])
+    rows = sorted(({**_feature(result, i), "importance": float(v)} for i, v in enumerate(values)),
                   key=lambda row: -row["importance"])
     return {"sites": nodes, "features": rows}
 
 
-def explanation(run: dict) -> dict:
+def explanation(run: dict, result: RunResult) -> dict:
     """Coefficients and odds ratios of the released logistic regression, by decreasing weight."""
-    result = run["result"]
-    model = {k: np.asarray(v, dtype=float) for k, v in result["model"].items()}
-    scale = np.asarray(result["scaler"]["scale"], dtype=float) if result.get("scaler") else np.ones(model["coef"].size)
+    model = {k: np.asarray(v, dtype=float) for k, v in result.model.items()}
+    scale = np.asarray(result.scaler.scale, dtype=float) if result.scaler else np.ones(model["coef"].size)
     ratios = odds_ratios(model, scale)
-    rows = [{"feature": name, "coef": float(c), "odds_ratio_per_unit": float(u), "odds_ratio_per_scale_unit": float(s),
+    rows = [{**_feature(result, i), "coef": float(c), "odds_ratio_per_unit": float(u),
+             "odds_ratio_per_scale_unit": float(s),
              "direction": "raises risk" if c > 0 else "lowers risk" if c < 0 else "no effect"}
-            for name, c, u, s in zip(result["features"], model["coef"], ratios["per_unit"], ratios["per_sd"])]
+            for i, (c, u, s) in enumerate(zip(model["coef"], ratios["per_unit"], ratios["per_sd"]))]
     rows.sort(key=lambda row: -abs(row["coef"]))
     return {"method": "Exact coefficients of the released model (log-odds per scale unit of each feature); per-patient "
                       "explanations are computed only inside each hospital.", "features": rows,
-            "permutation_importance": importance(run)}
+            "permutation_importance": importance(run, result)}
 
 
-def privacy(run: dict) -> dict | None:
+def privacy(run: dict, result: RunResult) -> dict | None:
     """What each hospital spent, release by release, and the membership-inference check."""
     spent = run.get("privacy") or {}
     if spent.get("epsilon") is None:
         return None
-    metrics = run["result"]["node_metrics"]
-    return {**spent, "noise_sd": _noise_sd(run["result"]), "membership": {
+    metrics = result.node_metrics
+    return {**spent, "noise_sd": result.noise_sd(), "membership": {
         "ceiling": dp_auc_ceiling(spent["epsilon"], spent["delta"]),
         "hospitals": {node: {"auc": _clean(m.get("membership_auc")), "noise_sd": _clean(m.get("membership_noise_sd"))}
                       for node, m in metrics.items()}}}
 
 
-def carbon(run: dict) -> dict | None:
+def carbon(result: RunResult, finished_at: object = None) -> dict | None:
     """Energy and kgCO2e per hospital, per round and in total (CodeCarbon at each node, plus communication)."""
-    result = run["result"]
-    energy = {node: records for node, records in (result.get("energy") or {}).items() if records}
+    energy = {node: [r.model_dump() for r in records] for node, records in result.energy.items() if records}
     if not energy:
         return None
-    first = next(iter(energy.values()))[0]
-    traffic = {node: tuple(b) for node, b in (result.get("communication_bytes") or {}).items() if node in energy}
-    year = int(str(run.get("finished_at") or "2026")[:4])
-    n_patients = int(sum(m.get("n") or 0 for m in result["node_metrics"].values())
-                     + sum((result.get("train_n") or {}).values()))
-    return carbon_report(energy, traffic, intensity_g_per_kwh=first["intensity_g_per_kwh"],
-                         intensity_source=first["intensity_source"], year=year, n_patients=max(n_patients, 1))
+    first = next(r for records in result.energy.values() for r in records)
+    traffic = {node: b for node, b in result.communication_bytes.items() if node in energy}
+    year = int(str(finished_at or "2026")[:4])
+    n_patients = int(sum(m.get("n") or 0 for m in result.node_metrics.values()) + sum(result.train_n.values()))
+    return carbon_report(energy, traffic, intensity_g_per_kwh=first.intensity_g_per_kwh,
+                         intensity_source=first.intensity_source, year=year, n_patients=max(n_patients, 1))
 
 
-def model_card(spec: dict, run: dict, nodes: dict[str, dict]) -> dict:
+def participation(result: RunResult, nodes: dict[str, dict], k_min: int) -> dict:
+    """Hospitals left out by the feasibility stage, and those whose figures for a class are withheld, in plain words.
+
+    Each sentence is given in English and French, rebuilt from the stored codes (the stored English sentence
+    when an older result has no code).
+    """
+    def name(node: str) -> str:
+        return nodes.get(node, {}).get("hospital_name") or node
+
+    def text(node: str, code: str | None, stored: str) -> dict:
+        if code is None:
+            return {"en": stored, "fr": stored}
+        return {lang: sentence(name(node), code, k_min, lang) for lang in LANGS}
+
+    left_out = [{"node": node, "hospital": name(node), "code": result.left_out_codes.get(node),
+                 "text": text(node, result.left_out_codes.get(node), reason)} for node, reason in result.left_out.items()]
+    notes = []
+    for node, lines in result.notes.items():
+        codes = result.note_codes.get(node) or []
+        for i, line in enumerate(lines):
+            code = codes[i] if i < len(codes) else None
+            notes.append({"node": node, "hospital": name(node), "code": code, "text": text(node, code, line)})
+    return {"left_out": left_out, "notes": notes}
+
+
+def model_card(spec: dict, run: dict, result: RunResult, nodes: dict[str, dict]) -> dict:
     """The registry record and the run, under TRIPOD+AI item names."""
     def text(key: str) -> str:
         return str(spec.get(key) or "").strip()
@@ -233,7 +261,7 @@ def model_card(spec: dict, run: dict, nodes: dict[str, dict]) -> dict:
         ("3b Target population and intended users", text("population")),
         ("4 Objectives", text("objectives")),
         ("5a Data sources", sites),
-        ("9 Predictors", ", ".join(run["result"]["features"])),
+        ("9 Predictors", ", ".join(result.label(i, "en") for i in range(len(result.features)))),
         ("12 Analytical methods", f"{run['algorithm_id']} {run['algorithm_version']}, {run['rounds']} federated rounds "
                                   f"(FedAvg under secure aggregation), code hash {run['code_hash'][:16]}..."),
         ("14 Fairness", text("equity_statement")),
@@ -267,18 +295,26 @@ def build_report(run: dict, nodes: dict[str, dict], spec: dict | None = None, *,
         raise ValueError(f"Run {run.get('id')} has no released outputs (status {run.get('status')!r}); a trust report "
                          "needs a completed run whose outputs were released.")
     spec = spec or {}
+    result = RunResult.model_validate(run["result"])
+    study = result.study
+    # the hospitals that took part; those the feasibility stage left out are in "participation"
+    run = {**run, "nodes": [node for node in run["nodes"] if node not in result.left_out]}
     return {
         "schema": SCHEMA,
         "run": {"id": run["id"], "project": project_reference(run), "title": spec.get("title", ""),
                 "algorithm": f"{run['algorithm_id']} {run['algorithm_version']}", "code_hash": run["code_hash"],
                 "nodes": list(run["nodes"]), "rounds": run["rounds"], "finished_at": _iso(run.get("finished_at")),
-                "k_min": k_min},
-        "model_card": model_card(spec, run, nodes),
-        "performance": performance(run, nodes, k_min),
-        "explanation": explanation(run),
-        "fairness": fairness(run, k_min),
-        "privacy": privacy(run),
-        "carbon": carbon(run),
+                "k_min": k_min,
+                "study": None if study is None else {"id": study.id, "sha256": study.sha256,
+                                                     "title": {lang: study.title(lang) for lang in LANGS},
+                                                     "outcome": {lang: study.outcome(lang) for lang in LANGS}}},
+        "model_card": model_card(spec, run, result, nodes),
+        "participation": participation(result, nodes, k_min),
+        "performance": performance(run, result, nodes, k_min),
+        "explanation": explanation(run, result),
+        "fairness": fairness(result, k_min),
+        "privacy": privacy(run, result),
+        "carbon": carbon(result, run.get("finished_at")),
         "limitations": LIMITATIONS,
     }
 

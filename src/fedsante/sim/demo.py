@@ -19,6 +19,7 @@ from fedsante.audit import head_of, verify_file
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.sim.launcher import HOSPITAL_NAMES, Deployment
+from fedsante.federation.result import RunResult
 from fedsante.learning.scaling import Scaler
 from fedsante.privacy.membership import dp_auc_ceiling
 from fedsante.reports.render import write_report as write_trust_report
@@ -115,11 +116,13 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
 def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds: float, desk_url: str) -> dict:
     """The study's results: DP metrics from the nodes, the released model scored, and comparison models."""
     tables = {h: load_hospital(h) for h in HOSPITALS}
-    result = run["result"]
-    released = {k: np.array(v) for k, v in result["model"].items()}
-    scaler = Scaler(mean=np.array(result["scaler"]["mean"]), scale=np.array(result["scaler"]["scale"]))
+    result = RunResult.model_validate(run["result"])
+    released = {k: np.array(v) for k, v in result.model.items()}
+    if result.scaler is None:
+        raise ValueError(f"Run {run['id']} has no global standardisation; the demo runs with scaling 'global'.")
+    scaler = Scaler(mean=np.array(result.scaler.mean), scale=np.array(result.scaler.scale))
     models = {"federated": evaluate(released, tables, evaluation_scalers(tables, scaler, "global")),
-              "federated, DP at nodes": result["node_metrics"]}
+              "federated, DP at nodes": result.node_metrics}
     for name, table in tables.items():
         local = fit_local(table, EXACT, seed=params.seed)
         models[f"local {name}"] = evaluate(local.params, tables, evaluation_scalers(tables, local, "global"))
@@ -133,10 +136,10 @@ def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds
         "models": models,
         "mean_accuracy": {m: statistics.fmean(v["accuracy"] for v in per.values()) for m, per in models.items()},
         "signed_results": sum(1 for t in tasks if t["signature"]),
-        "timing": {"total_seconds": seconds, "round_seconds": run["result"]["round_seconds"],
-                   "median_round_seconds": statistics.median(run["result"]["round_seconds"])},
+        "timing": {"total_seconds": seconds, "round_seconds": result.round_seconds,
+                   "median_round_seconds": statistics.median(result.round_seconds)},
         "privacy": run.get("privacy"),
-        "membership": membership(run),
+        "membership": membership(run, result),
         "notes": ("'federated, DP at nodes' was computed by each node on its own test rows, with Gaussian noise "
                   "(differential privacy) and disclosure control: an AUC is withheld where one outcome class has "
                   "fewer than k_min = 11 test patients. 'federated' scores the released model, and the local and "
@@ -145,13 +148,13 @@ def build_results(run: dict, tasks: list[dict], params: LogRegParams, *, seconds
     }
 
 
-def membership(run: dict) -> dict:
+def membership(run: dict, result: RunResult) -> dict:
     """Each hospital's noisy membership-attack AUC and the ceiling the run's DP guarantee puts on any attack."""
     privacy = run.get("privacy") or {}
     ceiling = dp_auc_ceiling(privacy["epsilon"], privacy["delta"]) if privacy.get("epsilon") is not None else None
     return {"ceiling": ceiling, "hospitals": {
-        h: {"auc": m.get("membership_auc"), "noise_sd": m.get("membership_noise_sd")}
-        for h, m in run["result"]["node_metrics"].items()}}
+        h: {"auc": result.metric(h, "membership_auc"), "noise_sd": result.metric(h, "membership_noise_sd")}
+        for h in result.node_metrics}}
 
 
 def results_table(results: dict) -> Table:
