@@ -238,9 +238,17 @@ def test_a_non_heart_study_runs_its_whole_life_through_the_cli_without_code(tmp_
         for site in ("nord", "sud"):  # took part (a hospital's own figures may be withheld under the DP noise)
             assert hospitals[site]["metrics"] is not None or "left out" not in hospitals[site]["reason"]
         assert report["performance"]["pooled"]["sites"] == ["nord", "sud"]
-        assert report["performance"]["pooled"]["metrics"]["auc"] > 0.6
-        html = (tmp_path / "report" / "trust-report.html").read_text()
-        assert "Self-reported ethnicity" in html or "ethnicity" in html
+        released = httpx.get(f"{url}/api/v1/runs/{run_id}", headers={
+            "authorization": f"Bearer {tokens['holder'].read_text().strip()}"}).json()["result"]
+        assert set(released["node_metrics"]) == {"nord", "sud"}  # the sites left out sent nothing to evaluate
+        public_n = sum(released["node_metrics"][s]["n"] for s in ("nord", "sud"))
+        assert report["performance"]["pooled"]["metrics"]["n"] == public_n > 60
+        french = (tmp_path / "report" / "trust-report.fr.html").read_text()
+        for label in ("Événement cardiovasculaire à un an", "Stade de la maladie : III", "Fumeur",
+                      "Pression artérielle systolique"):
+            assert label in french  # the study's labels, not the raw codes
+        assert ">stage=III<" not in french and ">smoker<" not in french
+        assert "Disease stage: III" in (tmp_path / "report" / "trust-report.html").read_text()
 
         # the public portal: the project and its released run, no count for the sites left out
         page = httpx.get(f"{url}/projets/{reference}.json").json()
@@ -248,6 +256,8 @@ def test_a_non_heart_study_runs_its_whole_life_through_the_cli_without_code(tmp_
         assert reference in public
         for site in ("est", "ouest"):
             assert f'"{site}": {{"n"' not in public
+        page = httpx.get(f"{url}/projets/{reference}/rapport/{run_id}")
+        assert page.status_code == 200 and "Stade de la maladie" in page.text
     finally:
         for process in processes:
             process.terminate()
