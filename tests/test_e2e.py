@@ -124,6 +124,42 @@ def test_a_node_dropping_out_within_the_secure_aggregation_threshold_does_not_st
         run = _run_and_kill(deployment, ["hungarian"], rounds=5)
     assert run["status"] == "completed", run["error"]
     assert set(run["result"]["node_metrics"]) == {"cleveland", "switzerland", "va"}
+    # the drop-out is recorded in the run, with the stage it stopped answering
+    assert set(run["result"]["dropped"]) == {"hungarian"}
+    assert re.search(r"no reply to fit of round \d+: left out of the rest of the run", run["result"]["dropped"]["hungarian"])
+
+
+def test_a_desk_killed_mid_run_fails_the_run_when_it_restarts(tmp_path: Path) -> None:
+    # Prepare: a long run, the desk killed with SIGKILL after round 2 (no clean shutdown)
+    with Deployment(tmp_path, round_timeout=3) as deployment:
+        async def start() -> tuple[str, str, dict]:
+            spec = example_spec(list(deployment.hospitals)).model_copy(
+                update={"parameters": {"rounds": 200}, "parameter_bounds": {}})
+            reference, cast = await deployment.approve(spec)
+            try:
+                run = await cast.holder.start_run(reference)
+                deadline = time.monotonic() + 120
+                while (await cast.holder.run(run["id"]))["current_round"] < 2:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.02)
+                return reference, run["id"], cast.tokens
+            finally:
+                await cast.close()
+
+        reference, run_id, tokens = asyncio.run(start())
+        deployment.processes["desk"].send_signal(signal.SIGKILL)
+        deployment.processes["desk"].wait()
+
+        # Execute: the same desk (data directory, port) starts again
+        deployment.start_desk()
+
+        # Assert: the run is failed with the reason, and its project cannot be completed while it would be running
+        headers = {"authorization": f"Bearer {tokens['holder']}"}
+        run = httpx.get(f"{deployment.desk_url}/api/v1/runs/{run_id}", headers=headers).json()
+        assert run["status"] == "failed" and "The desk restarted during the run" in run["error"]
+        assert run["finished_at"] is not None
+        entries = [json.loads(line) for line in (tmp_path / "desk" / "audit.jsonl").read_text().splitlines()]
+        assert any(e["action"] == "run.failed" and e["subject"] == run_id for e in entries)  # and audited
 
 
 def test_nodes_dropping_out_beyond_the_threshold_fail_the_round_cleanly(tmp_path: Path) -> None:

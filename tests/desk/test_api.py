@@ -352,8 +352,21 @@ def test_result_without_a_valid_result_signature_is_refused(client: TestClient, 
                  r"Result of task 't' does not carry a valid signature of node 'chu-lille'\.")
 
 
-def test_result_that_is_not_a_task_result_is_a_bad_request(client: TestClient, registered: int, node_key) -> None:
+def test_result_that_is_not_a_task_result_is_refused_with_the_field(client: TestClient, registered: int,
+                                                                    node_key) -> None:
     body = b'{"hello": "desk"}'
     headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
-    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 400,
-                 r"Body is not a valid TaskResult")
+    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 422,
+                 r"Result refused: sent an invalid result \(task_id: Field required\)")
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"metrics": {"auc": "NaN"}}, r"metrics\.auc"), ({"audit_seq": 10**30}, "audit_seq"),
+    ({"arrays": {"stats": {"shape": [1], "data": "AAAAAAAA+H8="}}}, "arrays.stats"),  # a NaN
+])
+def test_a_result_with_nan_or_huge_numbers_is_refused_before_it_reaches_a_run(client: TestClient, registered: int,
+                                                                              node_key, change, field) -> None:
+    body = json.dumps({"task_id": "t", "run_id": "r", "node_id": "chu-lille", "ok": True, **change}).encode()
+    headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
+    assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 422,
+                 rf"Result refused: sent an invalid result \({field}")

@@ -107,3 +107,35 @@ def test_project_results_cannot_be_released_while_a_run_is_held(desk) -> None:
     assert desk.call("r1", "POST", f"/api/v1/projects/{reference}/release", json={}).json()["status"] == "results_released"
     with desk.app.state.desk.sessions() as session:
         assert session.query(Project).one().status == "results_released"
+
+
+def test_a_project_cannot_be_completed_while_a_run_is_recorded_as_running(desk) -> None:
+    # Prepare: a run row still 'running' (e.g. driven by another desk process, or left by a crash before recovery)
+    reference, run_id = completed_run(desk)
+    state = desk.app.state.desk
+    with state.sessions() as session:
+        session.get(Run, run_id).status = "running"
+        session.commit()
+
+    # Execute / Assert
+    refused = desk.call("holder", "POST", f"/api/v1/projects/{reference}/complete", json={"reason": "done"})
+    assert refused.status_code == 409 and f"still has a run in progress ({run_id})" in refused.json()["error"]
+
+
+def test_runs_left_running_by_a_previous_desk_process_are_failed_and_audited_at_start(desk) -> None:
+    # Prepare
+    reference, run_id = completed_run(desk)
+    state = desk.app.state.desk
+    with state.sessions() as session:
+        session.get(Run, run_id).status = "running"
+        session.commit()
+
+    # Execute: what a restarted desk does first
+    failed = state.runs.recover()
+
+    # Assert
+    assert failed == [run_id]
+    run = desk.call("holder", "GET", f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "failed" and run["error"].startswith("The desk restarted during the run")
+    assert any(e.action == "run.failed" and e.subject == run_id for e in state.audit_log().entries())
+    assert state.runs.recover() == []  # nothing left to recover

@@ -146,11 +146,25 @@ def test_array_payload_round_trip_is_exact(array: np.ndarray) -> None:
 
 def test_array_payload_with_the_wrong_length_raises() -> None:
     # Prepare: 2x3 shape but the bytes of one float
-    payload = ArrayPayload(shape=[2, 3], data=base64.b64encode(np.float64(1.0).tobytes()).decode())
+    data = base64.b64encode(np.float64(1.0).tobytes()).decode()
 
-    # Execute / Assert
+    # Execute / Assert: refused when the message is read, not later
     with pytest.raises(ValueError, match=r"Array payload holds 8 bytes, expected 48 for shape \[2, 3\]\."):
-        payload.to_numpy()
+        ArrayPayload(shape=[2, 3], data=data)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_array_payload_refuses_non_finite_values(value: float) -> None:
+    data = base64.b64encode(np.array([1.0, value], dtype="<f8").tobytes()).decode()
+    with pytest.raises(ValueError, match="non-finite values"):
+        ArrayPayload(shape=[2], data=data)
+
+
+def test_array_payload_refuses_oversized_shapes_and_bad_base64() -> None:
+    with pytest.raises(ValueError, match="more than 5000000"):
+        ArrayPayload(shape=[5000, 5000], data="")
+    with pytest.raises(ValueError, match="not base64"):
+        ArrayPayload(shape=[1], data="***")
 
 
 def test_pack_unpack_round_trip() -> None:

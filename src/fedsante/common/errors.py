@@ -60,6 +60,18 @@ class DeskUnreachable(FedsanteError):
     status = 503
 
 
+class Unprocessable(FedsanteError):
+    """A well-formed request whose content is invalid (a node's result of the wrong shape, NaN...)."""
+
+    status = 422
+
+
+class InvalidReply(FedsanteError):
+    """A node's reply the desk refused; the run's stage fails with the reason instead of waiting."""
+
+    status = 422
+
+
 class RunFailed(FedsanteError):
     """A federated run stopped before it completed."""
 

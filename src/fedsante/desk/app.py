@@ -106,6 +106,7 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     removed = state.audit_log().prune(settings.audit_retention_days)  # refuses a tampered chain
     if removed:
         log.info("audit: removed %d entries older than %d days", removed, settings.audit_retention_days)
+    state.runs.recover()  # runs a previous process left 'running' never stay so
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):

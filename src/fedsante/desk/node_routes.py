@@ -5,11 +5,14 @@ Every request is signed with the node's key; nodes hold no account token.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
 
 from sqlalchemy import select
 
-from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from fedsante.common.keys import canonical_json, verify
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.db import Acceptance, Approval, Node, utcnow
@@ -58,18 +61,39 @@ async def next_task(request: Request, wait: float = Query(10.0, ge=0)) -> Respon
 async def post_result(request: Request) -> dict:
     """A node's signed result for a task it received."""
     node_id, public_key, body = await authenticate(request)
-    result = parse_body(TaskResult, body)
+    desk = request.app.state.desk
+    try:
+        result = TaskResult.model_validate_json(body)
+    except ValueError as exc:  # the request is the node's own (signed): fail its task now, with the reason
+        reason = f"sent an invalid result ({_first_error(exc)})"
+        desk.broker.reject(node_id, _task_id(body), reason)
+        raise Unprocessable(f"Result refused: {reason}.") from None
     if result.node_id != node_id:
         raise Forbidden(f"Result names node {result.node_id!r} but the request is signed by {node_id!r}.")
     if not verify_result(public_key, result):
         raise Unauthorized(f"Result of task {result.task_id!r} does not carry a valid signature of node {node_id!r}.")
-    desk = request.app.state.desk
     if result.audit_head and not desk.runs.drives(result.run_id):
         record_audit_head(desk, node_id, result)  # a run's results are recorded with the task (one commit)
     if not result.ok:
         desk.record(node_id, "task.refused", result.run_id, {"task_id": result.task_id, "reason": result.error})
     desk.broker.deliver(node_id, result)
     return {"ok": True}
+
+
+def _task_id(body: bytes) -> object:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get("task_id") if isinstance(data, dict) else None
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
+    if errors:
+        where = ".".join(str(part) for part in errors[0]["loc"])
+        return f"{where}: {errors[0]['msg']}"[:300]
+    return str(exc).splitlines()[0][:300]
 
 
 @router.get("/approvals/{reference}")

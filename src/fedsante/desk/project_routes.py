@@ -157,8 +157,10 @@ def project_acceptances(reference: str, request: Request, _who: Anyone) -> list[
 
 def _transition(request: Request, reference: str, to: str, who: Principal, reason: str, *, owner: bool) -> dict:
     def move(desk, session, project) -> None:
-        if to == "completed" and desk.runs.active(project.id):
-            raise Conflict(f"Project {reference} still has a run in progress; wait for it to end.")
+        running = session.scalars(select(Run.id).where(Run.project_id == project.id, Run.status == "running")).all()
+        if to in ("completed", "results_released") and (running or desk.runs.active(project.id)):
+            raise Conflict(f"Project {reference} still has a run in progress ({', '.join(running)}); wait for it "
+                           "to end.")
         held = session.scalars(select(Run.id).where(Run.project_id == project.id, Run.status == "completed",
                                                     Run.released_at.is_(None))).all()
         if to == "results_released" and held:

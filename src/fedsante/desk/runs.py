@@ -40,6 +40,25 @@ class RunService:
         self._tasks: dict[str, tuple[asyncio.Task, int]] = {}
         self._usage: dict[str, dict] = {}  # run -> energy records and bytes exchanged, per node
 
+    def recover(self) -> list[str]:
+        """At start-up: runs a previous desk process left 'running' are failed, with the reason, and audited.
+
+        A run's state (secure-aggregation secrets in flight, the model between rounds) is not kept across a
+        restart, so it cannot be resumed; the holder starts a new run (docs/reliability.md).
+        """
+        reason = ("The desk restarted during the run; its state between rounds is not kept, so the run cannot "
+                  "resume. Start a new run.")
+        with self.sessions() as session:
+            stale = list(session.scalars(select(Run).where(Run.status == "running")))
+            for run in stale:
+                run.status, run.error, run.finished_at = "failed", reason, utcnow()
+            session.commit()
+            ids = [run.id for run in stale]
+        for run_id in ids:
+            self.desk.record("desk", "run.failed", run_id, {"error": reason})
+            log.warning("run %s failed: %s", run_id, reason)
+        return ids
+
     def drives(self, run_id: str) -> bool:
         """Whether this service is driving run ``run_id`` now (its results are recorded in ``_on_event``)."""
         return run_id in self._tasks
@@ -123,6 +142,10 @@ class RunService:
         except asyncio.CancelledError:
             self._finish(plan.run_id, "failed", error="The desk stopped during the run.")
             raise
+        except Exception as exc:  # the supervisor: a run never stays 'running' because its coordinator died
+            log.exception("run %s: the coordinator stopped on an unexpected error", plan.run_id)
+            self._finish(plan.run_id, "failed", error=f"The desk stopped the run on an unexpected error "
+                                                      f"({type(exc).__name__}: {exc}); nothing more was applied.")
         else:
             self._finish(plan.run_id, "completed", result=result)
         finally:
@@ -139,7 +162,7 @@ class RunService:
         with self.sessions() as session:
             if kind == "round":
                 session.get(Run, plan.run_id).current_round = data["round"]
-            elif kind in ("left_out", "note"):
+            elif kind in ("left_out", "note", "dropped"):
                 log.warning("run %s: %s", plan.run_id, data["reason"])
                 self.desk.record("desk", f"run.node_{kind}", plan.run_id, {"node": data["node"],
                                                                          "reason": data["reason"]})

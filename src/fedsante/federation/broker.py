@@ -12,7 +12,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from fedsante.common.errors import Conflict, Forbidden
+from fedsante.common.errors import Conflict, Forbidden, InvalidReply
 from fedsante.federation.messages import Task, TaskResult
 
 
@@ -99,6 +99,17 @@ class Broker:
         del self._pending[result.task_id]
         if not pending.future.done():
             pending.future.set_result(result)
+
+    def reject(self, node_id: str, task_id: object, reason: str) -> bool:
+        """Fail the task a node answered with an invalid result, so that its run stops with the reason at once
+        instead of waiting for a reply that will never come. Returns whether a pending task was failed."""
+        pending = self._pending.get(task_id) if isinstance(task_id, str) else None
+        if pending is None or pending.node_id != node_id:
+            return False
+        del self._pending[task_id]
+        if not pending.future.done():
+            pending.future.set_exception(InvalidReply(reason))
+        return True
 
     def _event(self, node_id: str) -> asyncio.Event:
         if node_id not in self._wakeup:

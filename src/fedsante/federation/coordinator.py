@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fedsante.common.errors import RunFailed
+from fedsante.common.errors import InvalidReply, RunFailed
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 from fedsante.federation.broker import Broker
 from fedsante.federation.feasibility import FEASIBILITY, describe, read_reply
@@ -72,6 +72,7 @@ class RunOutcome:
     subgroup_sites: list[str] = field(default_factory=list)
     subgroup_noise_sd: float | None = None  # under DP, the noise standard deviation of each summed subgroup count
     left_out: dict[str, str] = field(default_factory=dict)  # node -> plain reason, from the feasibility stage
+    dropped: dict[str, str] = field(default_factory=dict)  # node -> the stage it did not answer (secure aggregation)
     notes: dict[str, list[str]] = field(default_factory=dict)  # node -> plain notes (a class under k_min...)
     left_out_codes: dict[str, str] = field(default_factory=dict)  # node -> reason code (feasibility.REASONS)
     note_codes: dict[str, list[str]] = field(default_factory=dict)  # node -> note codes (feasibility.NOTES)
@@ -97,6 +98,7 @@ class RunContext:
     on_event: OnEvent = _ignore
     nodes: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     left_out_codes: dict[str, str] = field(default_factory=dict)
     note_codes: dict[str, list[str]] = field(default_factory=dict)
@@ -119,8 +121,10 @@ class RunContext:
         async def stage(kind, nodes, payloads, quorum, *, arrays=None):
             return await self.stage(kind, 0, arrays, nodes=nodes, payloads=payloads, quorum=quorum)
 
+        before = list(self.nodes)
         self.secure_state, self.nodes = await setup(stage, self.nodes, configs)
         self.setup_seconds = time.perf_counter() - started
+        self._note_dropped(before, "the secure-aggregation set-up")
 
     async def secure_sum(self, kind: str, round_number: int, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """The sum over the nodes of what each releases for ``kind`` (the desk never holds one node's vector).
@@ -133,8 +137,17 @@ class RunContext:
         async def stage(kind_, nodes, payloads, quorum, *, arrays=None):
             return await self.stage(kind_, round_number, arrays, nodes=nodes, payloads=payloads, quorum=quorum)
 
+        before = list(self.nodes)
         total, self.nodes = await secure_round(stage, self.secure_state, round_number, self.nodes, arrays, kind=kind)
+        self._note_dropped(before, f"{kind} of round {round_number}")
         return total
+
+    def _note_dropped(self, before: list[str], stage: str) -> None:
+        """Record the nodes that stopped answering (the run goes on without them, within the threshold)."""
+        for node in before:
+            if node not in self.nodes and node not in self.dropped:
+                self.dropped[node] = f"no reply to {stage}: left out of the rest of the run"
+                self.on_event("dropped", node=node, reason=self.dropped[node])
 
 
 async def run_algorithm(algorithm, plan: RunPlan, broker: Broker, on_event: OnEvent = _ignore) -> RunOutcome:
@@ -144,6 +157,7 @@ async def run_algorithm(algorithm, plan: RunPlan, broker: Broker, on_event: OnEv
     await feasibility(context)
     outcome = await algorithm.run(context)
     outcome.left_out, outcome.notes = dict(context.left_out), dict(context.notes)
+    outcome.dropped = dict(context.dropped)
     outcome.left_out_codes, outcome.note_codes = dict(context.left_out_codes), dict(context.note_codes)
     return outcome
 
@@ -223,7 +237,11 @@ async def run_stage(
     for node, future in futures.items():
         if node in late:
             continue
-        result: TaskResult = future.result()
+        try:
+            result: TaskResult = future.result()
+        except InvalidReply as exc:
+            raise RunFailed(f"Run {plan.run_id}, {kind} of round {round_number}: node {node} {exc.message}; "
+                            "nothing of this round was applied.") from None
         reason = reply_problem(result, expected, need_n=need_n)
         on_event("result", node=node, task=tasks[node], result=result, rejected=reason)
         if reason:

@@ -10,7 +10,7 @@ import base64
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StringConstraints, model_validator
 
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 
@@ -25,11 +25,32 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ArrayPayload(_Message):
-    """A float64 array as base64 of its little-endian bytes (exact, compact)."""
+MAX_ARRAY_VALUES = 5_000_000  # 40 MB of float64: far above any model, statistics or update of the catalogue
+MAX_NAMES = 100  # arrays or metrics in one message
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
-    shape: list[int]
-    data: str
+
+class ArrayPayload(_Message):
+    """A float64 array as base64 of its little-endian bytes (exact, compact); finite values only.
+
+    >>> nan = base64.b64encode(np.array([1.0, np.nan], dtype="<f8").tobytes()).decode()
+    >>> ArrayPayload.model_validate({"shape": [2], "data": nan})
+    Traceback (most recent call last):
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for ArrayPayload
+      Value error, the array holds non-finite values (NaN or infinity) [type=value_error, input_value=..., input_type=dict]
+        For further information visit https://errors.pydantic.dev/...
+    """
+
+    shape: list[Annotated[int, Field(ge=0, le=MAX_ARRAY_VALUES)]] = Field(max_length=4)
+    data: str = Field(max_length=(MAX_ARRAY_VALUES * 8 * 4) // 3 + 4)
+
+    @model_validator(mode="after")
+    def _exact_and_finite(self) -> ArrayPayload:
+        if int(np.prod(self.shape)) > MAX_ARRAY_VALUES:
+            raise ValueError(f"the array has {int(np.prod(self.shape))} values, more than {MAX_ARRAY_VALUES}")
+        if not np.all(np.isfinite(self.to_numpy())):
+            raise ValueError("the array holds non-finite values (NaN or infinity)")
+        return self
 
     @classmethod
     def of(cls, array: np.ndarray) -> ArrayPayload:
@@ -37,7 +58,10 @@ class ArrayPayload(_Message):
         return cls(shape=list(a.shape), data=base64.b64encode(a.tobytes()).decode())
 
     def to_numpy(self) -> np.ndarray:
-        raw = base64.b64decode(self.data)
+        try:
+            raw = base64.b64decode(self.data, validate=True)
+        except ValueError:
+            raise ValueError("the array's data is not base64") from None
         expected = int(np.prod(self.shape)) * 8
         if len(raw) != expected:
             raise ValueError(f"Array payload holds {len(raw)} bytes, expected {expected} for shape {self.shape}.")
@@ -78,17 +102,17 @@ class TaskResult(_Message):
     """What a node sends back: aggregates only, signed with the node's key."""
 
     protocol: Literal[1] = PROTOCOL_VERSION
-    task_id: str
-    run_id: str
-    node_id: str
+    task_id: Name
+    run_id: Name
+    node_id: Name
     ok: bool
-    error: str | None = None
-    arrays: dict[str, ArrayPayload] = {}
-    metrics: dict[str, float | None] = {}
+    error: str | None = Field(None, max_length=4000)
+    arrays: dict[Name, ArrayPayload] = Field({}, max_length=MAX_NAMES)
+    metrics: dict[Name, FiniteFloat | None] = Field({}, max_length=MAX_NAMES)
     payload: dict[str, Any] = {}
     privacy: dict[str, Any] = {}  # the node's ledger totals for its dataset, after this task
     energy: dict[str, Any] = {}  # CodeCarbon's measure of this task's computation (reports/carbon.py)
-    audit_seq: int | None = None
+    audit_seq: int | None = Field(None, ge=0, le=2**62)
     audit_head: str = ""
     signature: str = ""
 

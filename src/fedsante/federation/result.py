@@ -137,6 +137,7 @@ class RunResult(_Model):
     round_seconds: list[float] = []
     secure_setup_seconds: float = 0.0
     left_out: dict[str, str] = {}  # node -> plain sentence (English), from the feasibility stage
+    dropped: dict[str, str] = {}  # node -> the stage it stopped answering (the run went on without it)
     left_out_codes: dict[str, str] = {}  # node -> reason code (federation.feasibility.REASONS)
     notes: dict[str, list[str]] = {}  # node -> plain sentences (English)
     note_codes: dict[str, list[str]] = {}  # node -> note codes (federation.feasibility.NOTES)
@@ -174,6 +175,7 @@ class RunResult(_Model):
             "subgroup_sites": outcome.subgroup_sites, "fairness": fairness, "train_n": outcome.train_n,
             "round_seconds": outcome.round_seconds, "secure_setup_seconds": outcome.setup_seconds,
             "left_out": outcome.left_out, "left_out_codes": outcome.left_out_codes, "notes": outcome.notes,
+            "dropped": outcome.dropped,
             "note_codes": outcome.note_codes, "energy": dict(energy or {}),
             "communication_bytes": dict(communication_bytes or {}),
         }

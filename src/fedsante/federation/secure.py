@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
 
+from fedsante.common.errors import RunFailed
 from fedsante.privacy import secagg
 from fedsante.privacy.secagg import SecAggConfig, SecAggServer
 
@@ -123,11 +124,13 @@ async def setup(stage: Stage, nodes: list[str], configs: dict[int, SecAggConfig]
     payload = {"secagg": {str(r): to_wire(c) for r, c in configs.items()}, "rounds": rounds}
     replies = await stage("secagg_keys", nodes, {n: payload for n in nodes}, threshold)
     servers = {r: SecAggServer(configs[r]) for r in rounds}
-    rosters = {r: servers[r].collect_keys([from_wire(reply.payload["adverts"][str(r)]) for reply in replies.values()])
+    adverts = {node: read(node, reply.payload, "adverts", dict) for node, reply in replies.items()}
+    rosters = {r: servers[r].collect_keys([read(node, a, str(r), secagg.KeyAdvert) for node, a in adverts.items()])
                for r in rounds}
     wired = {str(r): to_wire(roster) for r, roster in rosters.items()}
     replies = await stage("secagg_shares", list(replies), {n: {"rosters": wired} for n in replies}, threshold)
-    forwarded = {r: servers[r].route_shares([from_wire(reply.payload["shares"][str(r)]) for reply in replies.values()])
+    shares = {node: read(node, reply.payload, "shares", dict) for node, reply in replies.items()}
+    forwarded = {r: servers[r].route_shares([read(node, s, str(r), secagg.ShareKeys) for node, s in shares.items()])
                  for r in rounds}
     return SecureRun(servers, forwarded), sorted(replies)
 
@@ -144,7 +147,29 @@ async def secure_round(stage: Stage, state: SecureRun, round_number: int, nodes:
     nodes = [n for n in nodes if n in forwarded]
     replies = await stage(kind, nodes, {n: {"forwarded": to_wire(forwarded[n])} for n in nodes}, threshold,
                           arrays=model)
-    masked = [from_wire(r.payload["masked"]) for r in replies.values()]
-    request = to_wire(server.unmask_request(masked))
+    masked = [read(node, r.payload, "masked", secagg.MaskedInput) for node, r in replies.items()]
+    request = to_wire(_checked(lambda: server.unmask_request(masked), "masked vectors"))
     unmask = await stage("secagg_unmask", list(replies), {n: {"request": request} for n in replies}, threshold)
-    return server.aggregate(masked, [from_wire(r.payload["unmask"]) for r in unmask.values()]), sorted(replies)
+    shares = [read(node, r.payload, "unmask", secagg.UnmaskShares) for node, r in unmask.items()]
+    return _checked(lambda: server.aggregate(masked, shares), "unmasking shares"), sorted(replies)
+
+
+def read(node: str, payload: object, key: str, kind: type):
+    """``payload[key]`` decoded and of type ``kind``, or RunFailed naming the node (a reply is hostile input)."""
+    try:
+        value = from_wire(payload[key]) if isinstance(payload, dict) and key in payload else None
+    except (ValueError, TypeError, KeyError):
+        value = None
+    if not isinstance(value, kind):
+        raise RunFailed(f"node {node} sent a secure-aggregation reply without a valid {key!r} "
+                        f"({kind.__name__} expected); nothing of this round was applied.")
+    return value
+
+
+def _checked(step, what: str):
+    """Run a SecAgg server step on replies that decoded but may still be inconsistent (lengths, ids)."""
+    try:
+        return step()
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise RunFailed(f"secure aggregation: the nodes' {what} are inconsistent ({exc}); nothing of this round "
+                        "was applied.") from None
