@@ -25,6 +25,13 @@ def node_catalogue(node: Node) -> list[dict]:
     return list(node.catalogue or [])
 
 
+def hospital_catalogue(desk, node_id: str) -> list[dict]:
+    """The catalogue entries of one node (empty if it is unknown or has published none)."""
+    with desk.sessions() as session:
+        node = session.get(Node, node_id)
+        return node_catalogue(node) if node is not None else []
+
+
 def catalogue_list(desk) -> list[dict]:
     """Every node with its hospital's name and territory and its catalogue entries (empty until published)."""
     with desk.sessions() as session:

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import func, select
 
 from fedsante.common.errors import Conflict, InvalidInput, NotFound, TooManyRequests, field_problems
@@ -48,12 +48,13 @@ class ProfileIn(BaseModel):
         [], max_length=MAX_CATALOGUE_DATASETS,
         description="Columns and types of the datasets offered (the desk's catalogue); never a value or a count.")
 
-    @model_validator(mode="after")
-    def _catalogue_of_offered_datasets(self) -> ProfileIn:
-        names = [entry.name for entry in self.catalogue]
-        if len(set(names)) != len(names) or not set(names) <= set(self.datasets):
-            raise ValueError("catalogue: each entry must describe a different dataset named in 'datasets'")
-        return self
+    @field_validator("catalogue")
+    @classmethod
+    def _catalogue_of_offered_datasets(cls, catalogue: list[CatalogueDataset], info: ValidationInfo):
+        names = [entry.name for entry in catalogue]
+        if len(set(names)) != len(names) or not set(names) <= set(info.data.get("datasets", [])):
+            raise ValueError("each entry must describe a different dataset named in 'datasets'")
+        return catalogue
 
 
 def parse_profile(body: bytes) -> ProfileIn:
