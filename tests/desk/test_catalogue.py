@@ -114,3 +114,32 @@ def test_the_hospital_page_shows_each_column_in_plain_words(desk, path, words) -
     assert "<code>AGE_YRS</code>" in page.text and 'role="region" tabindex="0"' in page.text
     twin = HospitalPage.model_validate(client.get("/hopitaux/chu-lille.json").json())
     assert [c.model_dump() for c in twin.catalogue[0].columns] == COLUMNS
+
+
+def test_the_cli_prints_a_table_per_hospital_and_shows_markup_as_text(desk, monkeypatch) -> None:
+    import asyncio
+
+    import httpx
+    from typer.testing import CliRunner
+
+    from fedsante.cli import app as cli
+    from fedsante.cli import projects
+    from fedsante.desk.client import DeskClient
+
+    app, client, key = desk
+    put_profile(client, key, profile(catalogue=[entry(columns=[*COLUMNS, {"name": "[bold]x[/]", "type": "text",
+                                                                           "distinct": "many"}])]))
+
+    def in_process(_url, _token_file, action):
+        async def go():
+            async with DeskClient("http://desk", "t", transport=httpx.ASGITransport(app=app)) as desk_client:
+                return await action(desk_client)
+        return asyncio.run(go())
+
+    monkeypatch.setattr(projects, "with_desk", in_process)
+    result = CliRunner().invoke(cli, ["project", "catalogue"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "CHU de Lille (chu-lille)" in result.output and "eds-cardio (csv): Cardiology stays" in result.output
+    assert "AGE_YRS" in result.output and "<= 20 levels" in result.output and "[bold]x[/]" in result.output
+    missing = CliRunner().invoke(cli, ["project", "catalogue", "--hospital", "chu-nowhere"])
+    assert missing.exit_code == 1 and "No hospital 'chu-nowhere'" in missing.output
