@@ -230,9 +230,9 @@ def catalogue_entries(cfg: NodeConfig) -> list[CatalogueDataset]:
     try:
         return [CatalogueDataset.model_validate(summary.as_dict())]
     except ValidationError as exc:
-        problems = field_problems(exc, prefix=f"dataset {summary.name!r}: ")
+        problems = field_problems(exc)
         raise ConfigError(
             f"The desk's catalogue cannot take dataset {summary.name!r} as it is: {'; '.join(problems[:5])}. "
-            f"It takes at most {MAX_CATALOGUE_COLUMNS} columns, names of 1 to 100 characters and a description of at most 500; "
-            "register a file with fewer or shorter columns, or shorten the description "
+            f"It takes at most {MAX_CATALOGUE_COLUMNS} columns, names of 1 to 100 characters and a description "
+            "of at most 500; register a file with fewer or shorter columns, or shorten the description "
             "('fedsante node dataset add ... --replace').", errors=problems) from None
