@@ -52,6 +52,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/nodes"): {"admin", "operator"},
     ("GET", "/api/v1/nodes"): ALL,
     ("GET", "/api/v1/algorithms"): ALL,
+    ("GET", "/api/v1/catalogue"): ALL,
     ("POST", "/api/v1/runs"): {"holder"},
     ("GET", "/api/v1/runs"): ALL,
     ("GET", "/api/v1/runs/{run_id}"): ALL,

@@ -83,3 +83,13 @@ def test_the_objection_form_gives_a_receipt_and_refuses_bad_input_in_plain_words
     assert "reçue" in receipt.text or "appliquée" in receipt.text
     withdrawn = httpx.post(f"{live.url}/opposition/{code}", timeout=20, follow_redirects=True)
     assert withdrawn.status_code == 200 and ("retirée" in withdrawn.text or "retrait demandé" in withdrawn.text)
+
+
+def test_the_hospital_page_lists_the_columns_its_node_published(live) -> None:
+    twin = get(live, "/hopitaux/cleveland.json").json()
+    (dataset,) = twin["catalogue"]
+    assert dataset["name"] == "cleveland" and dataset["format"] == "csv"
+    assert {"name": "age", "type": "numeric", "distinct": "many"} in dataset["columns"]
+    french, english = get(live, "/hopitaux/cleveland").text, get(live, "/en/hospitals/cleveland").text
+    assert "Colonnes de cleveland" in french and "<code>age</code></th><td>nombre</td><td>nombreuses</td>" in french
+    assert "Columns of cleveland" in english and "<code>age</code></th><td>number</td><td>many</td>" in english

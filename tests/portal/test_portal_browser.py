@@ -83,3 +83,19 @@ def test_a_patient_objects_with_the_form_and_reads_the_receipt(live, browser, tm
     page.get_by_role("button", name="Retirer mon opposition").click()
     assert page.locator(".status").inner_text() in ("retrait demandé", "retirée")
     assert errors == []
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_hospital_page_shows_its_columns_without_horizontal_overflow(live, browser, tmp_path, width) -> None:
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live.url + "/hopitaux/cleveland", wait_until="load")
+    assert page.get_by_role("heading", name="Colonnes des jeux de données").is_visible()
+    assert page.get_by_role("table", name="Colonnes de cleveland").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # the page itself never scrolls sideways
+    region = page.get_by_role("region", name="Colonnes de cleveland")
+    region.focus()  # the table's region takes the keyboard focus, to scroll it if it ever is wider
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "region"
+    shot(page, tmp_path / f"hospital-{width}.png")
+    assert errors == []

@@ -165,11 +165,12 @@ def node_serve(config: ConfigOpt) -> None:
     from fedsante.node.config import load_config
     from fedsante.node.objections import Objections
 
-    from fedsante.node.datasets import build_cohort, load_raw, resolve_dataset
+    from fedsante.node.datasets import build_cohort, catalogue_entries, load_raw, resolve_dataset
 
     setup_logging()
     cfg = load_config(config)
     rows = load_raw(resolve_dataset(cfg)).n_rows  # the file is read (and refused if unreadable) before serving
+    catalogue_entries(cfg)  # and its catalogue entries (columns and types) refused if the desk could not take them
     key = load_key(cfg.key_path)
     guard = operator.guard(cfg)
     guard.audit.prune(cfg.audit_retention_days, carry=carried_totals)
@@ -185,7 +186,8 @@ def node_serve(config: ConfigOpt) -> None:
                               client=client, guard=guard,
                               poll_seconds=cfg.poll_seconds, meter=meter,
                               objections=Objections.open(cfg.data_dir, cfg.node_id, key, guard.audit,
-                                                         [cfg.dataset_name]))
+                                                         [cfg.dataset_name],
+                                                         functools.partial(catalogue_entries, cfg)))
             logging.getLogger("fedsante.node").info("node %s: %d rows in %s; polling %s", cfg.node_id, rows,
                                                     cfg.dataset_name, cfg.desk_url)
             await agent.run_forever()

@@ -69,6 +69,41 @@ def project_list(status: Annotated[str | None, typer.Option(help="Only this stat
                                                 "approval_id"]))
 
 
+@project_app.command("catalogue")
+@friendly
+def project_catalogue(hospital: Annotated[str | None, typer.Option(help="Only this hospital (node id).")] = None,
+                      desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
+    """The datasets each hospital offers, with each column's name, type and number of distinct values (<= 20
+    levels or many), to write a study's mapping: names and types only, never a value or a count."""
+    nodes = with_desk(desk_url, token_file, lambda desk: desk.catalogue())
+    if hospital is not None:
+        nodes = [n for n in nodes if n["node_id"] == hospital]
+        if not nodes:
+            raise FedsanteError(f"No hospital {hospital!r} at this desk; 'fedsante project catalogue' lists them all.")
+    for node in nodes:
+        console.print(catalogue_table(node))
+
+
+def catalogue_table(node: dict):
+    """One hospital's catalogue as a Rich table (text from the desk is shown as text, never as markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    title = Text(f"{node['hospital_name']} ({node['node_id']})")
+    if not node["datasets"]:
+        return Text.assemble(title, ": no catalogue published yet (its node has not connected since it was set up).")
+    caption = Text("; ".join(f"{d['name']} ({d['format']}): {d['description'] or 'no description'}"
+                             for d in node["datasets"]))
+    table = Table(title=title, caption=caption, caption_justify="left")
+    for header in ("dataset", "column", "type", "distinct values"):
+        table.add_column(header)
+    for dataset in node["datasets"]:
+        for i, column in enumerate(dataset["columns"]):
+            table.add_row(*(Text(v) for v in (dataset["name"] if i == 0 else "", column["name"], column["type"],
+                                              column["distinct"])))
+    return table
+
+
 @project_app.command("show")
 @friendly
 def project_show(reference: Reference, desk_url: DeskUrl = DEFAULT_DESK,

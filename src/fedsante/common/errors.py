@@ -42,6 +42,12 @@ class TooManyRequests(FedsanteError):
     status = 429
 
 
+class InvalidInput(FedsanteError):
+    """A request body that parses but breaks its model's rules (the errors name each field)."""
+
+    status = 422
+
+
 class DataError(FedsanteError):
     """A dataset is malformed, incomplete or unknown."""
 

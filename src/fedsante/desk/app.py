@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from fedsante import __version__
 from fedsante.audit import AuditLog
 from fedsante.common.errors import FedsanteError, field_problems
-from fedsante.desk import node_routes, objections, project_routes, routes
+from fedsante.desk import catalogue, node_routes, objections, project_routes, routes
 from fedsante.desk.access import new_token, token_sha256
 from fedsante.desk.charter import load_charter
 from fedsante.desk.db import Account, Organisation, make_sessionmaker
@@ -137,6 +137,7 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     app.include_router(routes.router)
     app.include_router(project_routes.router)
     app.include_router(node_routes.router)
+    app.include_router(catalogue.router)
     for router in (objections.public, objections.hospitals, objections.node):
         app.include_router(router)
     return app

@@ -71,6 +71,10 @@ class DeskClient:
     async def nodes(self) -> list[dict]:
         return await self._call("GET", "/api/v1/nodes")
 
+    async def catalogue(self) -> list[dict]:
+        """Each node's datasets with their columns and types (no value, no count)."""
+        return await self._call("GET", "/api/v1/catalogue")
+
     async def create_account(self, name: str, organisation: str, role: str, end_date: str) -> dict:
         """Create an account; the answer holds its token (shown once)."""
         return await self._call("POST", "/api/v1/accounts", json={

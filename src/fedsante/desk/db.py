@@ -54,6 +54,7 @@ class Node(Base):
     privacy_spent: Mapped[dict | None] = mapped_column(JSON, default=None)  # the node's ledger totals, as reported
     objection_key: Mapped[str | None] = mapped_column(String(64), default=None)  # X25519, base64, signed by the node
     datasets: Mapped[list | None] = mapped_column(JSON, default=None)  # names of the datasets the node offers
+    catalogue: Mapped[list | None] = mapped_column(JSON, default=None)  # their columns and types (no value, no count)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -3,8 +3,8 @@
 The desk seals the identifier to the hospital's objection key as soon as it arrives and stores only
 the ciphertext, which it drops once the node has applied the objection. The patient keeps a receipt
 code; the desk stores only its SHA-256. Public routes (no account): submit, status, withdraw.
-Node routes (signed by the node's key): publish its objection key, pull pending objections and
-withdrawals, acknowledge what it applied.
+Node routes (signed by the node's key): publish its profile (objection key, datasets offered and their
+catalogue entries), pull pending objections and withdrawals, acknowledge what it applied.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from collections import deque
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import func, select
 
-from fedsante.common.errors import Conflict, NotFound, TooManyRequests
+from fedsante.common.errors import Conflict, InvalidInput, NotFound, TooManyRequests, field_problems
+from fedsante.common.keys import canonical_json, sha256_hex
 from fedsante.desk.db import Node, Objection, utcnow
 from fedsante.desk.node_routes import authenticate, parse_body
+from fedsante.federation.messages import MAX_CATALOGUE_DATASETS, CatalogueDataset
 from fedsante.privacy.objections import MAX_IDENTIFIER, new_receipt, normalise, parse_box_public_key, receipt_id, seal
 
 public = APIRouter(prefix="/api/v1/objections", tags=["public"])
@@ -34,9 +36,36 @@ class ObjectionIn(BaseModel):
 
 
 class ProfileIn(BaseModel):
+    """A node's profile, hostile input: every field bounded, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
     objection_key: str = Field(min_length=40, max_length=64, description="Base64 of the node's X25519 public key.")
     datasets: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        [], max_length=50, description="Names of the datasets the node offers (shown on the hospital's public page).")
+        [], max_length=MAX_CATALOGUE_DATASETS,
+        description="Names of the datasets the node offers (shown on the hospital's public page).")
+    catalogue: list[CatalogueDataset] = Field(
+        [], max_length=MAX_CATALOGUE_DATASETS,
+        description="Columns and types of the datasets offered (the desk's catalogue); never a value or a count.")
+
+    @field_validator("catalogue")
+    @classmethod
+    def _catalogue_of_offered_datasets(cls, catalogue: list[CatalogueDataset], info: ValidationInfo):
+        names = [entry.name for entry in catalogue]
+        if len(set(names)) != len(names) or not set(names) <= set(info.data.get("datasets", [])):
+            raise ValueError("each entry must describe a different dataset named in 'datasets'")
+        return catalogue
+
+
+def parse_profile(body: bytes) -> ProfileIn:
+    """The profile in ``body``, else InvalidInput (422) naming each field at fault (never echoing the input)."""
+    try:
+        return ProfileIn.model_validate_json(body)
+    except ValidationError as exc:
+        problems = field_problems(exc)
+        raise InvalidInput(f"Invalid node profile: {'; '.join(problems[:10])}"
+                           + (f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""),
+                           errors=problems[:100]) from None
 
 
 class Applied(BaseModel):
@@ -187,18 +216,24 @@ def post_withdrawal(receipt: str, request: Request) -> dict:
 
 @node.put("/profile")
 async def put_profile(request: Request) -> dict:
-    """A node publishes the X25519 key that patients' identifiers are sealed to, and the datasets it offers."""
+    """A node publishes the X25519 key that patients' identifiers are sealed to, the datasets it offers and
+    their catalogue entries (columns and types)."""
     node_id, _, body = await authenticate(request)
-    profile = parse_body(ProfileIn, body)
+    profile = parse_profile(body)
     parse_box_public_key(profile.objection_key)
+    catalogue = [entry.model_dump() for entry in profile.catalogue]
     desk = request.app.state.desk
     with desk.sessions() as session:
         row = session.get(Node, node_id)
-        changed = (row.objection_key, row.datasets) != (profile.objection_key, profile.datasets)
-        row.objection_key, row.datasets = profile.objection_key, profile.datasets
+        changed = (row.objection_key, row.datasets, row.catalogue) != (profile.objection_key, profile.datasets,
+                                                                       catalogue)
+        row.objection_key, row.datasets, row.catalogue = profile.objection_key, profile.datasets, catalogue
         session.commit()
-    if changed:
-        desk.record(node_id, "node.profile", node_id, profile.model_dump())
+    if changed:  # the catalogue itself is public on the hospital's page; the chain keeps its digest
+        desk.record(node_id, "node.profile", node_id, {
+            "objection_key": profile.objection_key, "datasets": profile.datasets,
+            "catalogue_sha256": sha256_hex(canonical_json(catalogue)),
+            "columns": {entry.name: len(entry.columns) for entry in profile.catalogue}})
     return {"ok": True}
 
 

@@ -1,7 +1,8 @@
 """Typed, versioned wire messages of the federation protocol (pydantic).
 
 A task carries data and settings, never code: which algorithm of the node's installed catalogue to
-run (id, version and code hash), its parameters and the arrays it needs (the global model).
+run (id, version and code hash), its parameters and the arrays it needs (the global model). A node's
+profile carries its datasets' catalogue entries: names and column types, never a value or a count.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import base64
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, FiniteFloat, StringConstraints, model_validator
 
 from fedsante.federation.approval import AlgorithmRef, SignedApproval
 
-__all__ = ["AlgorithmRef", "ArrayPayload", "Task", "TaskResult", "pack", "unpack"]
+__all__ = ["AlgorithmRef", "ArrayPayload", "CatalogueColumn", "CatalogueDataset", "Task", "TaskResult", "pack",
+           "unpack"]
 PROTOCOL_VERSION = 1
 TaskKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 """A stage of the generic runner (``feasibility``, ``secagg_*``) or of the algorithm's plan (``fit``...)."""
@@ -25,9 +27,53 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _control(c: str, allowed: str = "") -> bool:
+    return (ord(c) < 32 or 127 <= ord(c) < 160) and c not in allowed
+
+
+def _one_line(text: str) -> str:
+    if any(_control(c) for c in text):
+        raise ValueError("must not contain control characters (line breaks, tabs, escapes)")
+    return text
+
+
+def _printable(text: str) -> str:
+    if any(_control(c, "\n\t") for c in text):
+        raise ValueError("must not contain control characters other than line breaks and tabs")
+    return text
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_one_line)]
+"""A name a node sends (dataset, column, array, metric): 1 to 100 characters, none a control character."""
+MAX_CATALOGUE_DATASETS, MAX_CATALOGUE_COLUMNS = 50, 500
+
+
+class CatalogueColumn(_Message):
+    """A column as the desk's catalogue may show it: name, type and a coarse number of distinct values."""
+
+    name: Name
+    type: Literal["numeric", "text"]
+    distinct: Literal["<= 20 levels", "many"]
+
+
+class CatalogueDataset(_Message):
+    """A dataset a node offers, as its profile publishes it (``fedsante.node.datasets.catalogue_summary``)."""
+
+    name: Name
+    description: Annotated[str, Field(max_length=500), AfterValidator(_printable)] = ""
+    format: str = Field(pattern=r"^[a-z0-9_-]{1,20}$", description="csv or parquet.")
+    columns: list[CatalogueColumn] = Field(max_length=MAX_CATALOGUE_COLUMNS)
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> CatalogueDataset:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"dataset {self.name!r} names a column twice")
+        return self
+
+
 MAX_ARRAY_VALUES = 5_000_000  # 40 MB of float64: far above any model, statistics or update of the catalogue
 MAX_NAMES = 100  # arrays or metrics in one message
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class ArrayPayload(_Message):

@@ -27,6 +27,7 @@ from fedsante.data.mapping import Mapping, MappingProblem, load_mapping, mapping
 from fedsante.data.sources import ColumnSummary, DatasetDeclaration, RawTable, describe, read_table
 from fedsante.data.study import StudySchema
 from fedsante.common.errors import ConfigError, field_problems
+from fedsante.federation.messages import MAX_CATALOGUE_COLUMNS, CatalogueDataset
 
 if TYPE_CHECKING:
     from fedsante.node.config import NodeConfig
@@ -125,6 +126,7 @@ def resolve_dataset(cfg: NodeConfig) -> DatasetDeclaration:
 
 _RAW: OrderedDict[tuple, RawTable] = OrderedDict()
 _COHORTS: OrderedDict[tuple, Cohort] = OrderedDict()
+_SUMMARIES: OrderedDict[tuple, CatalogueEntry] = OrderedDict()
 
 
 def _file_key(decl: DatasetDeclaration) -> tuple:
@@ -168,6 +170,7 @@ def clear_cache() -> None:
     """Forget every cached table and cohort."""
     _RAW.clear()
     _COHORTS.clear()
+    _SUMMARIES.clear()
 
 
 def mapping_check(cfg: NodeConfig, study: StudySchema, mapping: Mapping) -> list[MappingProblem]:
@@ -208,7 +211,28 @@ class CatalogueEntry:
 
 
 def catalogue_summary(cfg: NodeConfig) -> CatalogueEntry:
-    """The node's dataset as the desk's catalogue may show it (names and column types only)."""
+    """The node's dataset as the desk's catalogue may show it (names and column types only).
+
+    Cached like the table it summarises (file, modification time, size, declaration).
+    """
     decl = resolve_dataset(cfg)
-    return CatalogueEntry(name=decl.name, description=decl.description, format=decl.format,
-                          columns=tuple(describe(load_raw(decl))))
+    key = _file_key(decl)
+    if key in _SUMMARIES:
+        _SUMMARIES.move_to_end(key)
+        return _SUMMARIES[key]
+    return _remember(_SUMMARIES, key, CatalogueEntry(name=decl.name, description=decl.description,
+                                                     format=decl.format, columns=tuple(describe(load_raw(decl)))))
+
+
+def catalogue_entries(cfg: NodeConfig) -> list[CatalogueDataset]:
+    """The catalogue entries the node's profile publishes, within the desk's bounds (else ConfigError)."""
+    summary = catalogue_summary(cfg)
+    try:
+        return [CatalogueDataset.model_validate(summary.as_dict())]
+    except ValidationError as exc:
+        problems = field_problems(exc)
+        raise ConfigError(
+            f"The desk's catalogue cannot take dataset {summary.name!r} as it is: {'; '.join(problems[:5])}. "
+            f"It takes at most {MAX_CATALOGUE_COLUMNS} columns, names of 1 to 100 characters and a description "
+            "of at most 500; register a file with fewer or shorter columns, or shorten the description "
+            "('fedsante node dataset add ... --replace').", errors=problems) from None

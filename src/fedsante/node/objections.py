@@ -1,7 +1,8 @@
 """Patient objections at the node: pulled from the desk, opened, kept as keyed hashes, applied to every cohort.
 
-The node publishes its X25519 objection key to the desk with the names of the datasets it offers (a
-signed request, its "profile"), then at each poll pulls
+The node publishes its X25519 objection key to the desk with the names of the datasets it offers and
+their catalogue entries (columns and types, no value, no count: a signed request, its "profile"), once
+per process and again whenever the profile changes, then at each poll pulls
 the objections and withdrawals sealed to that key, opens them, and keeps only a keyed hash of each
 identifier (:func:`fedsante.privacy.objections.keyed_hash`, under a secret that never leaves the node)
 in its objection table, ``objections.json``. Before the first task of every run it builds the run's
@@ -12,7 +13,9 @@ how many it excluded. The identifiers themselves are never written anywhere.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,15 +24,17 @@ import httpx
 from nacl.public import PrivateKey
 
 from fedsante.audit import AuditLog
-from fedsante.common.errors import DataError
+from fedsante.common.errors import DataError, FedsanteError
 from fedsante.data.cohort import Cohort
 from fedsante.federation.auth import sign_request
+from fedsante.federation.messages import CatalogueDataset
 from fedsante.node.replies import raise_for_status
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
                                          unseal)
 
 PROFILE_PATH, PENDING_PATH, APPLIED_PATH = "/api/v1/node/profile", "/api/v1/node/objections", \
     "/api/v1/node/objections/applied"
+log = logging.getLogger("fedsante.node")
 
 
 class ObjectionTable:
@@ -72,16 +77,34 @@ class Objections:
     table: ObjectionTable
     audit: AuditLog
     datasets: list[str] = field(default_factory=list)  # published with the key, for the hospital's public page
-    published: bool = field(default=False, init=False)
+    catalogue: Callable[[], list[CatalogueDataset]] = list  # their entries, re-read before each publication
+    published: dict | None = field(default=None, init=False)  # the profile the desk last accepted
+    _entries: list[dict] = field(default_factory=list, init=False)  # the last catalogue read
 
     @classmethod
-    def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog, datasets: list[str] = ()) -> Objections:
-        """The node's objection keys (created on first use) and table, under its data directory."""
+    def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog, datasets: list[str] = (),
+             catalogue: Callable[[], list[CatalogueDataset]] = list) -> Objections:
+        """The node's objection keys (created on first use) and table, under its data directory.
+
+        ``catalogue`` returns the catalogue entries of ``datasets`` (e.g. ``node.datasets.catalogue_entries``).
+        """
         data_dir = Path(data_dir)
         box_path = data_dir / "objection_box_key"
         box_key = load_box_key(box_path) if box_path.exists() else generate_box_key(box_path)
         table = ObjectionTable(data_dir / "objections.json", load_hash_key(data_dir / "objection_hash_key"))
-        return cls(node_id, signing_key, box_key, table, audit, list(datasets))
+        return cls(node_id, signing_key, box_key, table, audit, list(datasets), catalogue)
+
+    def profile(self) -> dict:
+        """What the node publishes: its objection key, its datasets and their catalogue entries.
+
+        A catalogue that cannot be read now (a file replaced while serving) keeps its last entries, so that
+        objections keep flowing; the problem is logged.
+        """
+        try:
+            self._entries = [entry.model_dump() for entry in self.catalogue()]
+        except FedsanteError as exc:
+            log.warning("node %s: catalogue not refreshed, the desk keeps the last one (%s)", self.node_id, exc)
+        return {"objection_key": public_b64(self.box_key), "datasets": self.datasets, "catalogue": self._entries}
 
     async def _call(self, client: httpx.AsyncClient, method: str, path: str, body: dict | None = None) -> dict:
         content = json.dumps(body).encode() if body is not None else b""
@@ -93,11 +116,12 @@ class Objections:
         return response.json()
 
     async def refresh(self, client: httpx.AsyncClient) -> tuple[int, int]:
-        """Publish the key (once), apply new objections and withdrawals; return ``(added, removed)``."""
-        if not self.published:
-            await self._call(client, "PUT", PROFILE_PATH, {"objection_key": public_b64(self.box_key),
-                                                           "datasets": self.datasets})
-            self.published = True
+        """Publish the profile (once, then when it changed), apply new objections and withdrawals;
+        return ``(added, removed)``."""
+        profile = self.profile()
+        if profile != self.published:
+            await self._call(client, "PUT", PROFILE_PATH, profile)
+            self.published = profile
         pending = (await self._call(client, "GET", PENDING_PATH))["pending"]
         done, added, removed = [], 0, 0
         for item in pending:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from fedsante.common.errors import NotFound
 from fedsante.desk.charter import run_checks
 from fedsante.desk.db import Acceptance, Account, Approval, Node, Organisation, Project, ProjectEvent, Review, Run
+from fedsante.desk.catalogue import hospital_catalogue
 from fedsante.desk.objections import hospital_list
 from fedsante.desk.registry import ProjectSpec
 from fedsante.desk.release import visible
@@ -213,7 +214,8 @@ def rights(desk) -> dict:
 
 
 def hospital(desk, node_id: str) -> dict:
-    """One hospital: the datasets it offers, the projects using them, objections in force (>= k_min)."""
+    """One hospital: the datasets it offers with their columns, the projects using them, objections in force
+    (>= k_min)."""
     listed = {h["id"]: h for h in hospital_list(desk)}
     if node_id not in listed:
         raise NotFound(f"No hospital {node_id!r} in this network.")
@@ -221,4 +223,5 @@ def hospital(desk, node_id: str) -> dict:
         using = [_summary(p, _org(session, p)) | {"datasets": [d["dataset"] for d in p.spec.get("datasets", [])
                                                                if d["node_id"] == node_id]}
                  for p in _public(session) if any(d["node_id"] == node_id for d in p.spec.get("datasets", []))]
-    return {"schema": SCHEMA, "page": "hospital", **listed[node_id], "projects": using}
+    return {"schema": SCHEMA, "page": "hospital", **listed[node_id], "catalogue": hospital_catalogue(desk, node_id),
+            "projects": using}

@@ -140,6 +140,19 @@ class HospitalProject(ProjectSummary):
     datasets: list[str]
 
 
+class CatalogueColumn(_Strict):
+    name: str
+    type: Literal["numeric", "text"] = Field(description="numeric when every value present is a number, else text.")
+    distinct: Literal["<= 20 levels", "many"] = Field(description="How many distinct values, coarsely (no count).")
+
+
+class CatalogueDataset(_Strict):
+    name: str
+    description: str
+    format: str = Field(description="csv or parquet.")
+    columns: list[CatalogueColumn]
+
+
 class HospitalPage(_Strict):
     schema_: Literal["fedsante-portal/1"] = Field(alias="schema")
     page: Literal["hospital"]
@@ -149,6 +162,9 @@ class HospitalPage(_Strict):
     accepts_objections: bool
     objections_in_force: int | None = Field(description="Objections applied; None when fewer than k_min.")
     datasets: list[str] = Field(description="Datasets the hospital's node offers, as it published them.")
+    catalogue: list[CatalogueDataset] = Field(
+        description="Each dataset offered with its columns' names and types, as the node published them: no value, "
+                    "no count.")
     projects: list[HospitalProject]
 
 

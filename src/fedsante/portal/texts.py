@@ -55,6 +55,14 @@ T = {
         "hospitals_title": "Hôpital", "datasets": "Jeux de données proposés", "using": "Projets qui les utilisent",
         "objections_in_force": "Oppositions appliquées", "small": "moins de 11 (non publié)",
         "accepts": "reçoit les oppositions", "not_yet": "ne reçoit pas encore d'oppositions",
+        "catalogue": "Colonnes des jeux de données",
+        "catalogue_intro": "Ce que l'hôpital publie de ses données pour que l'on puisse écrire une étude : le nom "
+                           "et le type de chaque colonne, jamais une valeur ni un effectif.",
+        "catalogue_none": "Le nœud de l'hôpital n'a pas encore publié ses colonnes.",
+        "columns_of": "Colonnes de {}", "column": "colonne", "type": "type", "distinct": "valeurs distinctes",
+        "format": "Format : {}",
+        "types": {"numeric": "nombre", "text": "texte"},
+        "levels": {"<= 20 levels": "≤ 20 valeurs distinctes", "many": "nombreuses"},
         "rights_title": "Vos droits",
         "rights_body": [
             "Les données de santé restent dans chaque hôpital : seuls des paramètres de modèle et des statistiques "
@@ -123,6 +131,14 @@ T = {
         "hospitals_title": "Hospital", "datasets": "Datasets offered", "using": "Projects using them",
         "objections_in_force": "Objections applied", "small": "fewer than 11 (not published)",
         "accepts": "receives objections", "not_yet": "does not receive objections yet",
+        "catalogue": "Columns of the datasets",
+        "catalogue_intro": "What the hospital publishes of its data so that a study can be written: each column's "
+                           "name and type, never a value or a count.",
+        "catalogue_none": "The hospital's node has not published its columns yet.",
+        "columns_of": "Columns of {}", "column": "column", "type": "type", "distinct": "distinct values",
+        "format": "Format: {}",
+        "types": {"numeric": "number", "text": "text"},
+        "levels": {"<= 20 levels": "≤ 20 distinct values", "many": "many"},
         "rights_title": "Your rights",
         "rights_body": [
             "Health data stay in each hospital: only model parameters and aggregated, noised and checked statistics "
