@@ -60,7 +60,8 @@ class Governed:
     def task(self, kind: str = "moments", *, approval: SignedApproval | None = None, key=None,
              project: str | None = None, **changes) -> Task:
         approval = approval or self.approval
-        fields = {"task_id": uuid.uuid4().hex, "run_id": "run1", "project": project or approval.document.project_reference,
+        fields = {"task_id": uuid.uuid4().hex, "run_id": "run1", "node_id": self.node_id,
+                  "project": project or approval.document.project_reference,
                   "round": 0, "kind": kind, "algorithm": approval.document.algorithm,
                   "study_sha256": approval.document.study_sha256,
                   "params": calibrated(approval.document), "approval": approval, **changes}

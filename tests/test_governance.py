@@ -50,7 +50,8 @@ class Harness:
 
     def task(self, *, approval: SignedApproval | None = None, **changes) -> Task:
         approval = approval or self.approval
-        fields = {"task_id": uuid.uuid4().hex, "run_id": "crafted", "project": approval.document.project_reference,
+        fields = {"task_id": uuid.uuid4().hex, "run_id": "crafted", "node_id": "va",
+                  "project": approval.document.project_reference,
                   "round": 0, "kind": "evaluate", "algorithm": approval.document.algorithm,
                   "study_sha256": approval.document.study_sha256, "arrays": pack({"coef": np.zeros(13), "intercept": np.zeros(1)}),
                   "params": calibrated(approval.document), "approval": approval, **changes}

@@ -41,7 +41,7 @@ def other_key() -> Ed25519PrivateKey:
 
 
 def make_task(task_id: str = "t1", *, kind: str = "moments", algorithm: AlgorithmRef | None = None) -> Task:
-    return Task(task_id=task_id, run_id="r1", round=0, kind=kind,
+    return Task(task_id=task_id, run_id="r1", node_id="va", round=0, kind=kind,
                 algorithm=algorithm or get_algorithm("logreg").ref())
 
 
@@ -202,6 +202,46 @@ def test_task_result_signed_content_excludes_the_signature() -> None:
 
 
 # --- request authentication ----------------------------------------------------------------------
+
+def test_a_request_is_accepted_once_and_a_replay_is_refused(key: Ed25519PrivateKey) -> None:
+    # Prepare: a captured long-poll, and a desk that remembers nonces
+    nonces = auth.NonceCache(since=time.time() - 5)
+    headers = sign_request(key, "va", "GET", "/api/v1/node/tasks/next?wait=10", b"")
+
+    # Execute / Assert: the first use passes, the replay (same headers, within the time window) does not
+    verify_request(public_key_b64(key), headers, "GET", "/api/v1/node/tasks/next?wait=10", b"", nonces=nonces)
+    with pytest.raises(Unauthorized, match=r"nonce of node 'va' was already used: a replayed request"):
+        verify_request(public_key_b64(key), headers, "GET", "/api/v1/node/tasks/next?wait=10", b"", nonces=nonces)
+    # each node's own requests are independent, and two fresh requests never share a nonce
+    again = sign_request(key, "va", "GET", "/api/v1/node/tasks/next?wait=10", b"")
+    assert again[auth.NONCE_HEADER] != headers[auth.NONCE_HEADER]
+    verify_request(public_key_b64(key), again, "GET", "/api/v1/node/tasks/next?wait=10", b"", nonces=nonces)
+
+
+def test_a_request_signed_before_the_desk_started_is_refused(key: Ed25519PrivateKey) -> None:
+    headers = sign_request(key, "va", "GET", "/p", b"")
+    restarted = auth.NonceCache(since=time.time() + 5)  # the desk started after the request was captured
+    with pytest.raises(Unauthorized, match=r"signed before the desk started"):
+        verify_request(public_key_b64(key), headers, "GET", "/p", b"", nonces=restarted)
+
+
+@pytest.mark.parametrize("nonce", [None, "", "xyz", "0" * 31, "g" * 32])
+def test_a_request_without_a_well_formed_nonce_is_refused(key: Ed25519PrivateKey, nonce) -> None:
+    headers = sign_request(key, "va", "GET", "/p", b"")
+    if nonce is None:
+        del headers[auth.NONCE_HEADER]
+    else:
+        headers[auth.NONCE_HEADER] = nonce
+    with pytest.raises(Unauthorized, match=r"x-fedsante-nonce' must be 32 hexadecimal digits"):
+        verify_request(public_key_b64(key), headers, "GET", "/p", b"")
+
+
+def test_a_changed_nonce_breaks_the_signature(key: Ed25519PrivateKey) -> None:
+    headers = sign_request(key, "va", "GET", "/p", b"")
+    headers[auth.NONCE_HEADER] = "0" * 32
+    with pytest.raises(Unauthorized, match=r"does not verify"):
+        verify_request(public_key_b64(key), headers, "GET", "/p", b"")
+
 
 def test_fresh_request_signature_verifies(key: Ed25519PrivateKey) -> None:
     # Prepare

@@ -202,3 +202,15 @@ def test_algorithm_problem(change, expected) -> None:
 def test_acceptance_list_records_the_document_digest(governed) -> None:
     entry = json.loads((governed.folder / "acceptances.json").read_text())["RAIH-2026-0001-v1"]
     assert entry["sha256"] == governed.approval.sha256() and entry["decision"] == "accepted"
+
+
+def test_a_task_addressed_to_another_node_is_refused(governed) -> None:
+    # Prepare: a correctly signed task of an accepted project, but for cleveland, delivered to va
+    task = governed.task("moments", node_id="cleveland")
+
+    # Execute
+    result = agent_for(governed).handle(task)
+
+    # Assert
+    assert result.ok is False
+    assert "the task is addressed to node 'cleveland', not to this node (va)" in result.error

@@ -28,6 +28,7 @@ from fedsante.desk.db import Account, Organisation, make_sessionmaker
 from fedsante.desk.keyring import Keyring
 from fedsante.desk.runs import RunService
 from fedsante.desk.settings import DeskSettings
+from fedsante.federation.auth import NonceCache
 from fedsante.federation.broker import Broker
 
 log = logging.getLogger("fedsante.desk")
@@ -58,6 +59,7 @@ class DeskState:
         self.settings = settings
         self.sessions = make_sessionmaker(settings.effective_database_url)
         self.broker = Broker(grace=settings.node_grace_seconds)
+        self.nonces = NonceCache()  # node requests are accepted once, and only if signed after this start
         self.keyring = Keyring(settings.data_dir)
         self.charter = load_charter()
         self.runs = RunService(self)

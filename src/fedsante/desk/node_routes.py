@@ -34,7 +34,8 @@ async def authenticate(request: Request) -> tuple[str, str, bytes]:
         public_key = node.public_key
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    verify_request(public_key, dict(request.headers), request.method, path, body)
+    verify_request(public_key, dict(request.headers), request.method, path, body,
+                   nonces=request.app.state.desk.nonces)
     return node_id, public_key, body
 
 

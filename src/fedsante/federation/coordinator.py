@@ -214,7 +214,8 @@ async def run_stage(
     packed = pack(arrays)
     tasks = {
         node: seal(Task(
-            task_id=uuid.uuid4().hex, run_id=plan.run_id, project=plan.project, round=round_number, kind=kind,
+            task_id=uuid.uuid4().hex, run_id=plan.run_id, node_id=node, project=plan.project, round=round_number,
+            kind=kind,
             algorithm=plan.algorithm, params=plan.params.model_dump(), arrays=packed, approval=plan.approval,
             study_sha256=plan.approval.document.study_sha256 if plan.approval else "",
             payload=(payloads or {}).get(node, {}),

@@ -128,6 +128,7 @@ class Task(_Message):
     protocol: Literal[1] = PROTOCOL_VERSION
     task_id: str
     run_id: str
+    node_id: Name  # the recipient: a node refuses a task addressed to another (the desk signs it)
     project: str = ""
     round: int = Field(ge=0)
     kind: TaskKind

@@ -76,6 +76,9 @@ def task_problem(task: Task, *, node_id: str, dataset: str, policy: NodePolicy, 
                 "trust; add it with 'fedsante node policy trust'")
     if not verify(desk_key, canonical_json(task.signed_content()), task.desk_signature):
         return "the task's desk signature is invalid: it was forged or altered in transit"
+    if task.node_id != node_id:
+        return (f"the task is addressed to node {task.node_id!r}, not to this node ({node_id}): a task meant for "
+                "another hospital is never run here")
     doc = task.approval.document
     if doc.project_reference != task.project:
         return (f"approval {doc.approval_id} is for project {doc.project_reference}, not for project "
