@@ -61,12 +61,13 @@ def read_token(path: Path) -> str:
                           "token is in <desk data dir>/admin-token; other tokens come from 'fedsante account create').") from None
 
 
-def with_desk(desk_url: str, token_file: Path, action: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``action(client)`` with a desk client authenticated by the token in ``token_file``."""
+def with_desk(desk_url: str, token_file: Path, action: Callable[[Any], Awaitable[T]], *, verify=None) -> T:
+    """Run ``action(client)`` with a desk client authenticated by the token in ``token_file``
+    (``verify``: how to check the desk's certificate; default: the CA in FEDSANTE_DESK_CA, or the system's)."""
     from fedsante.desk.client import DeskClient
 
     async def go() -> T:
-        async with DeskClient(desk_url, read_token(token_file)) as desk:
+        async with DeskClient(desk_url, read_token(token_file), verify=verify) as desk:
             return await action(desk)
 
     return asyncio.run(go())

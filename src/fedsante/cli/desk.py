@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 
+from fedsante.common.errors import ConfigError
+from fedsante.common.tls import is_loopback
+
 from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, TokenFile, console, err, friendly,
                                  rows_table, setup_logging, with_desk)
 
@@ -27,8 +30,11 @@ def desk_serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8700,
     round_timeout: Annotated[float, typer.Option(help="Seconds a stage waits for every node.")] = 30.0,
+    tls_cert: Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM; e.g. the "
+                                                       "desk.pem of 'fedsante desk tls init').")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")] = None,
 ) -> None:
-    """Serve the desk API (OpenAPI docs at /docs)."""
+    """Serve the desk API (OpenAPI docs at /docs), over HTTPS with --tls-cert and --tls-key."""
     import uvicorn
 
     from fedsante.desk.settings import DeskSettings
@@ -37,9 +43,39 @@ def desk_serve(
     setup_logging()
     settings = DeskSettings(data_dir=data_dir, database_url=database_url, host=host, port=port,
                             round_timeout_seconds=round_timeout)
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("Give both --tls-cert and --tls-key to serve HTTPS (or neither, on loopback only).")
+    if tls_cert is None and not is_loopback(host):
+        raise ConfigError(f"Refusing to serve plain HTTP on {host}: tokens and results would travel in clear. Give "
+                          "--tls-cert and --tls-key (fedsante desk tls init), or put the desk behind a TLS proxy "
+                          "listening on this machine's loopback (docs/security.md).")
     application = create_app(settings)
-    err.print(f"desk: admin token in {data_dir / 'admin-token'}; API docs at http://{host}:{port}/docs")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    scheme = "https" if tls_cert else "http"
+    err.print(f"desk: admin token in {data_dir / 'admin-token'}; API docs at {scheme}://{host}:{port}/docs")
+    uvicorn.run(application, host=host, port=port, log_level="warning",
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
+
+
+tls_app = typer.Typer(help="TLS for the desk: a local CA and the desk's certificate.", no_args_is_help=True)
+desk_app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("init")
+@friendly
+def tls_init(
+    data_dir: DataDir = Path("desk-data"),
+    host: Annotated[list[str], typer.Option(help="Name or address nodes use to reach the desk (repeatable).")] = [
+        "127.0.0.1", "localhost"],  # noqa: B006
+) -> None:
+    """Make a local CA and the desk's certificate under <data dir>/tls; nodes pin the CA (desk_ca)."""
+    from fedsante.common.tls import make_local_ca
+
+    files = make_local_ca(data_dir / "tls", tuple(host))
+    console.print(f"CA certificate for the nodes to pin: {files.ca_cert}\n"
+                  f"Serve with: fedsante desk serve --data-dir {data_dir} --tls-cert {files.server_cert} "
+                  f"--tls-key {files.server_key}\n"
+                  f"At each node: fedsante node init ... --desk-url https://{host[0]}:8700 --desk-ca ca.pem "
+                  "(a copy of the CA certificate)")
 
 
 @keys_app.command("list")

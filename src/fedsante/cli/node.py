@@ -41,6 +41,8 @@ def node_init(
     data_dir: Annotated[Path | None, typer.Option(help="Folder for key, policy, audit (default: <node-id>-data).")] = None,
     hospital_name: str = "",
     territory: str = "",
+    desk_ca: Annotated[Path | None, typer.Option(
+        help="The desk's CA certificate to pin (its ca.pem from 'fedsante desk tls init').")] = None,
 ) -> None:
     """Write a node config, its Ed25519 key and a default policy; print the public key to register."""
     from pydantic import ValidationError
@@ -52,7 +54,8 @@ def node_init(
         cfg = NodeConfig(node_id=node_id, desk_url=desk_url, dataset=dataset,
                          dataset_path=dataset_path.resolve() if dataset_path else None,
                          data_dir=(data_dir or Path(f"{node_id}-data")).resolve(),
-                         hospital_name=hospital_name, territory=territory)
+                         hospital_name=hospital_name, territory=territory,
+                         desk_ca=desk_ca.resolve() if desk_ca else None)
     except ValidationError as exc:
         raise ConfigError("Invalid node settings: " + "; ".join(field_problems(exc))) from None
     public_key = init_node(cfg, config)
@@ -148,7 +151,7 @@ def node_register(
         await desk.register_node(cfg.node_id, organisation, public_key,
                                  hospital_name=cfg.hospital_name, territory=cfg.territory)
 
-    with_desk(cfg.desk_url if desk_url == DEFAULT_DESK else desk_url, token_file, register)
+    with_desk(cfg.desk_url if desk_url == DEFAULT_DESK else desk_url, token_file, register, verify=cfg.verify())
     console.print(f"Registered node {cfg.node_id} at {cfg.desk_url}.")
 
 
@@ -181,7 +184,7 @@ def node_serve(config: ConfigOpt) -> None:
         meter = ComputeMeter(cfg.carbon_country)
 
     async def serve() -> None:
-        async with httpx.AsyncClient(base_url=cfg.desk_url) as client:
+        async with httpx.AsyncClient(base_url=cfg.desk_url, verify=cfg.verify()) as client:
             agent = NodeAgent(node_id=cfg.node_id, source=functools.partial(build_cohort, cfg), key=key,
                               client=client, guard=guard,
                               poll_seconds=cfg.poll_seconds, meter=meter,
@@ -332,7 +335,7 @@ def policy_trust(
     if from_desk == (public_key is not None):
         raise ConfigError("Pass exactly one of --public-key or --from-desk.")
     if from_desk:
-        keys = _desk_keys(cfg.desk_url)
+        keys = _desk_keys(cfg.desk_url, cfg.verify())
         public_key = next(k["public_key"] for k in keys if k["retired_at"] is None)
     policy = update_policy(cfg, "trust", public_key=public_key, label=label)
     trusted = policy.trusted_desk_keys[-1]
@@ -340,11 +343,11 @@ def policy_trust(
                   "publishes before accepting any project.")
 
 
-def _desk_keys(desk_url: str) -> list[dict]:
+def _desk_keys(desk_url: str, verify=None) -> list[dict]:
     from fedsante.desk.client import DeskClient
 
     async def keys() -> list[dict]:
-        async with DeskClient(desk_url) as desk:
+        async with DeskClient(desk_url, verify=verify) as desk:
             return await desk.keys()
 
     return asyncio.run(keys())

@@ -6,23 +6,41 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import os
+import ssl
+from pathlib import Path
+
 import httpx
 
+from fedsante.common.tls import pinned_context
+
 from fedsante.common.errors import ConfigError, DeskUnreachable, FedsanteError, RunFailed
+
+
+CA_ENV = "FEDSANTE_DESK_CA"
+
+
+def default_verify() -> ssl.SSLContext | bool:
+    """The desk's CA pinned from ``FEDSANTE_DESK_CA`` when set, else the system's trust store."""
+    ca = os.environ.get(CA_ENV)
+    return pinned_context(Path(ca)) if ca else True
 
 
 class DeskClient:
     """Talks to one desk. ``transport`` may be an ``httpx.ASGITransport`` for in-process use."""
 
-    def __init__(self, base_url: str, token: str = "", *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, base_url: str, token: str = "", *, transport: httpx.AsyncBaseTransport | None = None,
+                 verify: ssl.SSLContext | bool | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.transport = transport
+        self.verify = default_verify() if verify is None else verify
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=30, headers=headers)
+        self._http = httpx.AsyncClient(base_url=self.base_url, transport=transport, timeout=30, headers=headers,
+                                       verify=self.verify)
 
     def as_account(self, token: str) -> DeskClient:
         """A client of the same desk acting with another account's token."""
-        return DeskClient(self.base_url, token, transport=self.transport)
+        return DeskClient(self.base_url, token, transport=self.transport, verify=self.verify)
 
     async def __aenter__(self) -> DeskClient:
         return self

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import ssl
 import tomllib
 from pathlib import Path
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fedsante.common.errors import ConfigError, field_problems
+from fedsante.common.tls import is_loopback, pinned_context
 
 
 class NodeConfig(BaseModel):
@@ -17,7 +20,13 @@ class NodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     node_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description="Node identifier registered at the desk.")
-    desk_url: str = Field(pattern=r"^https?://", description="Base URL of the desk, e.g. http://127.0.0.1:8700.")
+    desk_url: str = Field(pattern=r"^https?://", description="Base URL of the desk, e.g. https://desk.example:8700 "
+                                                            "(http:// only on loopback).")
+    desk_ca: Path | None = Field(None, description="The desk's CA certificate (PEM) to pin; unset: the system's "
+                                                   "trust store (a desk behind a proxy with a public certificate).")
+    allow_insecure_http: bool = Field(False, description="Allow http:// to a desk that is not on this machine "
+                                                         "(tests in private networks only: tokens and results "
+                                                         "would travel in clear).")
     data_dir: Path = Field(description="Folder for the node's key and local state (never committed).")
     dataset: str | None = Field(None, description="A dataset registered at this node ('fedsante node dataset add') "
                                 "or a bundled hospital: cleveland, hungarian, switzerland or va.")
@@ -36,6 +45,18 @@ class NodeConfig(BaseModel):
             raise ValueError("set exactly one of 'dataset' (a registered dataset or a bundled hospital) or "
                              "'dataset_path' (a CSV file)")
         return self
+
+    @model_validator(mode="after")
+    def _transport(self) -> NodeConfig:
+        url = httpx.URL(self.desk_url)
+        if url.scheme == "http" and not is_loopback(url.host) and not self.allow_insecure_http:
+            raise ValueError(f"desk_url {self.desk_url} is plain http:// to another machine; use https:// (and "
+                             "'desk_ca' to pin the desk's CA), or set allow_insecure_http = true for a test network")
+        return self
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What the node's HTTP client verifies the desk's certificate with: the pinned CA, or the system's."""
+        return pinned_context(self.desk_ca) if self.desk_ca is not None else True
 
     @property
     def key_path(self) -> Path:
@@ -74,7 +95,7 @@ def load_config(path: str | Path) -> NodeConfig:
         raise ConfigError(f"Node config {path} does not exist. Create one with 'fedsante node init'.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Node config {path} is not valid TOML: {exc}.") from None
-    for key in ("data_dir", "dataset_path"):
+    for key in ("data_dir", "dataset_path", "desk_ca"):
         if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
             raw[key] = str((path.parent / raw[key]).resolve())
     try:
@@ -87,7 +108,9 @@ def load_config(path: str | Path) -> NodeConfig:
 def write_config(path: Path, config: NodeConfig) -> None:
     lines = []
     for key, value in config.model_dump(exclude_none=True).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, (int, float)):
             lines.append(f"{key} = {value}")
         else:
             lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")  # a valid TOML basic string

@@ -103,7 +103,8 @@ async def _signed(cfg: NodeConfig, method: str, path: str, body: bytes = b"",
     if body:
         headers["content-type"] = "application/json"
     try:
-        async with httpx.AsyncClient(base_url=cfg.desk_url, transport=transport, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=cfg.desk_url, transport=transport, timeout=30,
+                                     verify=cfg.verify()) as client:
             response = await client.request(method, path, content=body, headers=headers)
     except httpx.TransportError as exc:
         raise DeskUnreachable(f"Cannot reach the desk at {cfg.desk_url} ({type(exc).__name__}).") from None
