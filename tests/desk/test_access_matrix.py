@@ -60,6 +60,10 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/runs/{run_id}/checks"): ALL,
     ("POST", "/api/v1/runs/{run_id}/release"): {"reviewer"},
     ("POST", "/api/v1/projects"): {"holder"},
+    # any account may call the project reads, but what it reads depends on the project: drafts and review
+    # threads only for the applicant's organisation, reviewers, auditors and admins; others see what the
+    # portal shows (a draft is a 404). Run outputs held for release: external reviewers, auditors, admins.
+    # These row-level rules are tested in test_confidentiality.py.
     ("GET", "/api/v1/projects"): ALL,
     ("GET", "/api/v1/projects/{reference}"): ALL,
     ("PUT", "/api/v1/projects/{reference}"): {"holder"},

@@ -99,3 +99,28 @@ def test_the_hospital_page_shows_its_columns_without_horizontal_overflow(live, b
     assert page.evaluate("document.activeElement.getAttribute('role')") == "region"
     shot(page, tmp_path / f"hospital-{width}.png")
     assert errors == []
+
+
+def test_the_trust_report_renders_under_the_content_security_policy(live, browser, tmp_path) -> None:
+    """The page's <style> block and the inline SVG figures' styles apply; Chromium reports a CSP violation
+    as a console error, so none may appear."""
+    errors: list[str] = []
+    page = watched(browser, errors)
+    response = page.goto(f"{live.url}/en/projects/{live.reference}/report/{live.run_id}", wait_until="load")
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "style-src 'self' 'unsafe-inline'" in csp
+    assert "unsafe-inline" not in next(d for d in csp.split(";") if "script-src" in d)
+    assert response.headers["x-frame-options"] == "DENY"
+    assert page.evaluate("getComputedStyle(document.querySelector('h2')).borderBottomStyle") == "solid"  # <style>
+    figures = page.locator("figure svg")
+    assert figures.count() == 3
+    box = figures.first.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100
+    fills = page.evaluate("[...document.querySelectorAll('figure svg path')].map(p => getComputedStyle(p).fill)")
+    assert len(set(fills)) > 1  # the figures' own styles (not all the default black)
+    shot(page, tmp_path / "report-csp.png")
+    page.goto(f"{live.url}/projets/{live.reference}", wait_until="load")
+    assert page.evaluate("getComputedStyle(document.querySelector('header.site')).backgroundColor") == \
+        "rgb(11, 61, 107)"
+    shot(page, tmp_path / "project-csp.png")
+    assert errors == []

@@ -17,6 +17,10 @@ review_app = typer.Typer(help="Review projects against the charter (desk reviewe
 run_app = typer.Typer(help="Start and follow federated runs of approved projects.", no_args_is_help=True)
 Reference = Annotated[str, typer.Argument(help="Project reference, e.g. RAIH-2026-0001.")]
 Comment = Annotated[str, typer.Option("--comment", "-m", help="Your comment (kept and published).")]
+ReviewComment = Annotated[str, typer.Option("--comment", "-m", help=(
+    "Your comment to the applicant and the desk (kept, never published)."))]
+PublicReason = Annotated[str, typer.Option("--public-reason", help=(
+    "A reason published on the portal with your decision (optional; the comment never is)."))]
 
 
 @project_app.command("template")
@@ -124,7 +128,8 @@ def project_show(reference: Reference, desk_url: DeskUrl = DEFAULT_DESK,
     checks = [{"principle": c["principle"], "check": c["id"], "result": _RESULT[_outcome(c)],
                "detail": "" if _outcome(c) == "pass" else c["message_en"]} for c in parts["checks"]["checks"]]
     console.print(rows_table("Charter checks", checks, ["principle", "check", "result", "detail"]))
-    console.print(rows_table("Reviews", parts["reviews"], ["created_at", "reviewer", "version", "decision", "comment"]))
+    console.print(rows_table("Reviews", parts["reviews"], ["created_at", "reviewer", "reviewer_organisation", "version",
+                                                           "decision", "comment", "public_reason"]))
     console.print(rows_table("History", parts["history"], ["time", "actor", "from", "to", "reason"]))
     console.print(rows_table("Hospital decisions", parts["acceptances"], ["node_id", "decision", "decided_at", "reason"]))
 
@@ -166,9 +171,11 @@ def project_archive(reference: Reference, reason: str = "", desk_url: DeskUrl = 
     _transition(reference, "archive", reason, desk_url, token_file)
 
 
-def _review(reference: str, decision: str, comment: str, answers: list[str], desk_url: str, token_file: Path) -> None:
+def _review(reference: str, decision: str, comment: str, answers: list[str], desk_url: str, token_file: Path,
+            public_reason: str = "") -> None:
     parsed = parse_params(answers)
-    project = with_desk(desk_url, token_file, lambda desk: desk.review(reference, decision, comment, parsed))
+    project = with_desk(desk_url, token_file,
+                        lambda desk: desk.review(reference, decision, comment, parsed, public_reason))
     console.print(f"Recorded your '{decision}' on {reference}; the project is now {project['status']}"
                   + (f" (approval {project['approval_id']})." if project["status"] == "approved" else "."))
 
@@ -185,9 +192,10 @@ REVIEW_COMMANDS = {
 
 
 def _review_command(decision: str, help_text: str):
-    def command(reference: Reference, comment: Comment = "", answer: Answer = [],  # noqa: B006
+    def command(reference: Reference, comment: ReviewComment = "", answer: Answer = [],  # noqa: B006
+                public_reason: PublicReason = "",
                 desk_url: DeskUrl = DEFAULT_DESK, token_file: TokenFile = DEFAULT_TOKEN_FILE) -> None:
-        _review(reference, decision, comment, answer, desk_url, token_file)
+        _review(reference, decision, comment, answer, desk_url, token_file, public_reason)
 
     command.__doc__ = help_text
     return friendly(command)

@@ -24,6 +24,7 @@ from fedsante.common.errors import FedsanteError, field_problems
 from fedsante.desk import catalogue, node_routes, objections, project_routes, routes
 from fedsante.desk.access import new_token, token_sha256
 from fedsante.desk.charter import load_charter
+from fedsante.desk.headers import SecurityHeaders
 from fedsante.desk.db import Account, Organisation, make_sessionmaker
 from fedsante.desk.keyring import Keyring
 from fedsante.desk.runs import RunService
@@ -118,6 +119,8 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     app = FastAPI(title="fedsante desk", version=__version__, lifespan=lifespan,
                   description="Regional AI desk: accounts, projects, charter review, signed approvals, federated runs.")
     app.state.desk = state
+    inner = app.build_middleware_stack  # outermost, so that even a 500 page carries the security headers
+    app.build_middleware_stack = lambda: SecurityHeaders(inner())  # type: ignore[method-assign]
 
     @app.exception_handler(FedsanteError)
     async def _fedsante_error(request: Request, exc: FedsanteError) -> JSONResponse:

@@ -133,9 +133,10 @@ class DeskClient:
         """submit, complete, release or archive a project."""
         return await self._call("POST", f"/api/v1/projects/{reference}/{action}", json={"reason": reason})
 
-    async def review(self, reference: str, decision: str, comment: str = "", answers: dict | None = None) -> dict:
+    async def review(self, reference: str, decision: str, comment: str = "", answers: dict | None = None,
+                     public_reason: str = "") -> dict:
         return await self._call("POST", f"/api/v1/projects/{reference}/reviews", json={
-            "decision": decision, "comment": comment, "answers": answers or {}})
+            "decision": decision, "comment": comment, "answers": answers or {}, "public_reason": public_reason})
 
     async def start_run(self, project: str, nodes: list[str] | None = None, params: dict | None = None) -> dict:
         return await self._call("POST", "/api/v1/runs", json={"project": project, "nodes": nodes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -95,7 +96,8 @@ class Review(Base):
     project_version: Mapped[int]
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     decision: Mapped[str] = mapped_column(String(30))
-    comment: Mapped[str] = mapped_column(Text, default="")
+    comment: Mapped[str] = mapped_column(Text, default="")  # for the applicant and the desk only, never public
+    public_reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # published with the decision
     answers: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -216,17 +218,40 @@ def migrate(engine: Engine) -> None:
         command.upgrade(alembic_config(connection), "head")
 
 
+def private_sqlite_files(path: Path) -> None:
+    """Make the SQLite database and its -wal/-shm files readable by the desk's user only (0600).
+
+    The database is created empty with mode 0600 if absent (SQLite gives its -wal and -shm files the
+    mode of the database); files an earlier version left 0644 are narrowed.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url)
     in_memory = url in ("sqlite://", "sqlite:///:memory:")
     engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool if in_memory else None)
     if not in_memory:
+        database = engine.url.database
+        if database and not database.startswith("file:"):
+            private_sqlite_files(Path(database))
+
         @event.listens_for(engine, "connect")
         def _wal(connection, _record) -> None:  # readers never block the writer; commits without a full sync
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=10000")
+            if database and not database.startswith("file:"):
+                private_sqlite_files(Path(database))  # the -wal and -shm files exist from here
     return engine
 
 

@@ -12,7 +12,7 @@ from fedsante.common.errors import Conflict, NotFound
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.access import ANY_ROLE, Needs, Principal
 from fedsante.desk.charter import run_checks
-from fedsante.desk.db import Acceptance, Account, Approval, Project, ProjectEvent, Review, Run
+from fedsante.desk.db import Acceptance, Account, Approval, Organisation, Project, ProjectEvent, Review, Run
 from fedsante.desk.registry import ProjectSpec
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -25,7 +25,8 @@ Anyone = Annotated[Principal, Depends(ANY_ROLE)]
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["comment", "approve", "changes_requested", "reject"]
-    comment: str = Field("", max_length=10_000)
+    comment: str = Field("", max_length=10_000, description="For the applicant and the desk only; never public.")
+    public_reason: str = Field("", max_length=2_000, description="Optional reason published with the decision.")
     answers: dict[str, str] = Field({}, description="Answers to the charter's reviewer questions, by question id.")
 
 
@@ -61,18 +62,21 @@ def create_project(spec: ProjectSpec, request: Request, who: Holder) -> dict:
 
 
 @router.get("")
-def list_projects(request: Request, _who: Anyone, status: str | None = None) -> list[dict]:
+def list_projects(request: Request, who: Anyone, status: str | None = None) -> list[dict]:
+    """Projects: all of them for the applicant's organisation, reviewers, auditors and admins; for other
+    accounts, only those the public portal shows (no draft of another organisation)."""
     with _sessions(request) as session:
         query = select(Project).order_by(Project.id)
         if status:
             query = query.where(Project.status == status)
-        return [lifecycle.view(session, p) for p in session.scalars(query)]
+        return [lifecycle.view(session, p, who) for p in session.scalars(query)
+                if p.status != "draft" or lifecycle.sees_inside(p, who)]
 
 
 @router.get("/{reference}")
-def get_project(reference: str, request: Request, _who: Anyone) -> dict:
+def get_project(reference: str, request: Request, who: Anyone) -> dict:
     with _sessions(request) as session:
-        return lifecycle.view(session, lifecycle.get_project(session, reference))
+        return lifecycle.view(session, lifecycle.readable(session, reference, who), who)
 
 
 @router.put("/{reference}")
@@ -83,11 +87,11 @@ def update_project(reference: str, spec: ProjectSpec, request: Request, who: Hol
 
 
 @router.get("/{reference}/checks")
-def project_checks(reference: str, request: Request, _who: Anyone) -> dict:
+def project_checks(reference: str, request: Request, who: Anyone) -> dict:
     """The charter's automatic checks on the project's current version."""
     desk = request.app.state.desk
     with desk.sessions() as session:
-        project = lifecycle.get_project(session, reference)
+        project = lifecycle.readable(session, reference, who)
         results = run_checks(ProjectSpec.model_validate(project.spec), desk.charter)
     return {"charter": {"id": desk.charter.id, "version": desk.charter.version},
             "ok": all(r.ok for r in results),
@@ -108,26 +112,35 @@ def review_project(reference: str, body: ReviewIn, request: Request, who: Review
     desk = request.app.state.desk
     with desk.sessions() as session:
         project = lifecycle.get_project(session, reference)
-        lifecycle.review(desk, session, project, who, body.decision, body.comment, body.answers)
+        lifecycle.review(desk, session, project, who, body.decision, body.comment, body.answers, body.public_reason)
         session.commit()
         return lifecycle.view(session, project)
 
 
 @router.get("/{reference}/reviews")
-def list_reviews(reference: str, request: Request, _who: Anyone) -> list[dict]:
+def list_reviews(reference: str, request: Request, who: Anyone) -> list[dict]:
+    """The review thread (reviewer, comment, answers) for the applicant's organisation, reviewers, auditors
+    and admins; to other accounts only what the portal publishes: decision, reviewer's organisation and
+    public reason."""
     with _sessions(request) as session:
-        project = lifecycle.get_project(session, reference)
-        rows = session.execute(select(Review, Account.name).join(Account, Review.reviewer_id == Account.id)
+        project = lifecycle.readable(session, reference, who)
+        rows = session.execute(select(Review, Account.name, Organisation.name)
+                               .join(Account, Review.reviewer_id == Account.id)
+                               .join(Organisation, Account.organisation_id == Organisation.id)
                                .where(Review.project_id == project.id).order_by(Review.id))
-        return [{"reviewer": name, "version": r.project_version, "decision": r.decision, "comment": r.comment,
-                 "answers": r.answers, "created_at": r.created_at.isoformat()} for r, name in rows]
+        if not lifecycle.sees_inside(project, who):
+            return [{"version": r.project_version, "decision": r.decision, "reviewer_organisation": org,
+                     "public_reason": r.public_reason, "created_at": r.created_at.isoformat()} for r, _, org in rows]
+        return [{"reviewer": name, "reviewer_organisation": org, "version": r.project_version,
+                 "decision": r.decision, "comment": r.comment, "public_reason": r.public_reason,
+                 "answers": r.answers, "created_at": r.created_at.isoformat()} for r, name, org in rows]
 
 
 @router.get("/{reference}/history")
-def project_history(reference: str, request: Request, _who: Anyone) -> list[dict]:
+def project_history(reference: str, request: Request, who: Anyone) -> list[dict]:
     """Every status change: who, when, from, to, why."""
     with _sessions(request) as session:
-        project = lifecycle.get_project(session, reference)
+        project = lifecycle.readable(session, reference, who)
         events = session.scalars(select(ProjectEvent).where(ProjectEvent.project_id == project.id)
                                  .order_by(ProjectEvent.id))
         return [{"time": e.time.isoformat(), "actor": e.actor, "from": e.from_status, "to": e.to_status,
@@ -135,20 +148,20 @@ def project_history(reference: str, request: Request, _who: Anyone) -> list[dict
 
 
 @router.get("/{reference}/approval")
-def project_approval(reference: str, request: Request, _who: Anyone) -> dict:
+def project_approval(reference: str, request: Request, who: Anyone) -> dict:
     """The signed approval: ``document`` (canonical JSON is what was signed) and ``signature``."""
     with _sessions(request) as session:
-        approval = lifecycle.current_approval(session, lifecycle.get_project(session, reference))
+        approval = lifecycle.current_approval(session, lifecycle.readable(session, reference, who))
         if approval is None:
             raise NotFound(f"Project {reference} has no approval yet.")
         return {**lifecycle.signed_approval(approval).model_dump(mode="json"), "sha256": approval.sha256}
 
 
 @router.get("/{reference}/acceptances")
-def project_acceptances(reference: str, request: Request, _who: Anyone) -> list[dict]:
+def project_acceptances(reference: str, request: Request, who: Anyone) -> list[dict]:
     """Each hospital's decision on the project's approval, as its node reported and signed it."""
     with _sessions(request) as session:
-        project = lifecycle.get_project(session, reference)
+        project = lifecycle.readable(session, reference, who)
         rows = session.scalars(select(Acceptance).join(Approval, Acceptance.approval_id == Approval.id)
                                .where(Approval.project_id == project.id).order_by(Acceptance.id))
         return [{"approval_id": a.approval_id, "node_id": a.node_id, "decision": a.decision, "reason": a.reason,

@@ -107,8 +107,12 @@ def approving_reviewers(session: Session, project: Project) -> list[Account]:
 
 
 def review(desk, session: Session, project: Project, principal: Principal, decision: str, comment: str,
-           answers: dict[str, str]) -> Review:
-    """Record a reviewer's decision; approve, reject or request changes once the rules are met."""
+           answers: dict[str, str], public_reason: str = "") -> Review:
+    """Record a reviewer's decision; approve, reject or request changes once the rules are met.
+
+    ``comment`` is for the applicant and the desk only; ``public_reason``, if any, is what the portal
+    publishes with the decision (and the reason of the status change it causes).
+    """
     if project.organisation_id == principal.organisation_id:
         raise Forbidden(f"Reviewer {principal.name!r} belongs to {principal.organisation!r}, the applicant's "
                         "organisation: no self-review (the charter needs reviewers from other organisations).")
@@ -125,7 +129,7 @@ def review(desk, session: Session, project: Project, principal: Principal, decis
     if not comment.strip() and decision != "approve":
         raise DataError(f"A '{decision}' review needs a comment explaining it to the applicant.")
     record = Review(project_id=project.id, project_version=project.version, reviewer_id=principal.account_id,
-                    decision=decision, comment=comment, answers=answers)
+                    decision=decision, comment=comment, public_reason=public_reason.strip(), answers=answers)
     session.add(record)
     session.flush()
     desk.record(principal.name, f"review.{decision}", project.reference,
@@ -134,7 +138,7 @@ def review(desk, session: Session, project: Project, principal: Principal, decis
         move(desk, session, project, "in_review", principal.name, "review started")
     if decision in ("reject", "changes_requested"):
         move(desk, session, project, "rejected" if decision == "reject" else "changes_requested",
-             principal.name, comment)
+             principal.name, public_reason.strip())  # the history is public: never the private comment
     elif decision == "approve":
         approvers = approving_reviewers(session, project)
         if len(approvers) >= desk.charter.policy.min_reviewers:
@@ -184,8 +188,33 @@ def signed_approval(approval: Approval) -> SignedApproval:
     return SignedApproval(document=ApprovalDocument.model_validate(approval.document), signature=approval.signature)
 
 
-def view(session: Session, project: Project) -> dict:
-    """The project as the API shows it."""
+INSIDE_ROLES = ("reviewer", "auditor", "admin")
+"""Roles that read every project's drafts and review threads (auditors read only: see docs/governance.md)."""
+
+
+def sees_inside(project: Project, principal: Principal) -> bool:
+    """Whether ``principal`` may read the project's draft and review thread (the applicant's organisation,
+    desk reviewers, auditors and admins); others see only what the public portal shows."""
+    return project.organisation_id == principal.organisation_id or principal.role in INSIDE_ROLES
+
+
+def readable(session: Session, reference: str, principal: Principal) -> Project:
+    """The project if ``principal`` may read it at all: a draft of another organisation does not exist for them."""
+    project = get_project(session, reference)
+    if project.status == "draft" and not sees_inside(project, principal):
+        raise NotFound(f"Project {reference!r} does not exist. List projects with 'fedsante project list'.")
+    return project
+
+
+def view(session: Session, project: Project, principal: Principal | None = None) -> dict:
+    """The project as the API shows it; without the owner's account name to those outside it."""
+    data = _view(session, project)
+    if principal is not None and not sees_inside(project, principal):
+        data.pop("owner")
+    return data
+
+
+def _view(session: Session, project: Project) -> dict:
     organisation = session.get(Organisation, project.organisation_id)
     owner = session.get(Account, project.owner_id)
     approval = current_approval(session, project)

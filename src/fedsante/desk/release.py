@@ -19,6 +19,18 @@ from fedsante.federation.result import RunResult
 from fedsante.privacy.disclosure import DisclosureError, DisclosurePolicy, check_model_size
 
 SEES_HELD_OUTPUTS = ("reviewer", "auditor", "admin")
+"""Roles that may see held outputs; a reviewer only if outside the applicant's organisation (see
+:func:`sees_held_outputs`): the reviewers who may release them, auditors and admins."""
+
+
+def sees_held_outputs(who, applicant_organisation_id: int | None) -> bool:
+    """Whether ``who`` may see a run's outputs before their release. A reviewer of the applicant's
+    organisation (or of an unknown applicant) may not: they could pass the outputs on before release."""
+    if who.role not in SEES_HELD_OUTPUTS:
+        return False
+    if who.role == "reviewer":
+        return applicant_organisation_id is not None and who.organisation_id != applicant_organisation_id
+    return True
 
 
 def automatic_checks(run: Run, k_min: int) -> list[dict]:
@@ -91,8 +103,9 @@ def releasers_of(session: Session, run: Run) -> list[str]:
     return [name for (name,) in rows]
 
 
-def visible(run: Run, who: Principal) -> dict:
-    """The run as ``who`` may see it: outputs withheld from other roles until released."""
+def visible(run: Run, who: Principal, applicant_organisation_id: int | None = None) -> dict:
+    """The run as ``who`` may see it: outputs withheld until released from all but external reviewers,
+    auditors and admins (``applicant_organisation_id``: the organisation of the run's project)."""
     data = {c: getattr(run, c) for c in ("id", "project_id", "approval_id", "started_by", "status", "algorithm_id",
                                          "algorithm_version", "code_hash", "params", "nodes", "rounds", "current_round",
                                          "error", "result", "privacy", "created_at", "finished_at",
@@ -102,7 +115,7 @@ def visible(run: Run, who: Principal) -> dict:
     result = RunResult.model_validate(run.result) if run.result else None
     data["left_out"] = dict(result.left_out) if result else {}
     data["notes"] = {node: list(notes) for node, notes in result.notes.items()} if result else {}
-    if data["held"] and who.role not in SEES_HELD_OUTPUTS:
+    if data["held"] and not sees_held_outputs(who, applicant_organisation_id):
         data["result"] = None
     return data
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fedsante import __version__
 from fedsante.desk.access import ANY_ROLE, Needs, Principal, new_token, token_sha256
-from fedsante.desk.db import Account, Approval, Node, Organisation, Run, TaskRecord, utcnow
+from fedsante.desk.db import Account, Approval, Node, Organisation, Project, Run, TaskRecord, utcnow
 from fedsante.desk.release import automatic_checks, release, releasers_of, visible
 from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
 from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -213,7 +213,14 @@ async def start_run(body: RunIn, request: Request,
 def list_runs(request: Request, who: Anyone) -> list[RunOut]:
     """Every run; outputs of completed runs not yet released are withheld from holders and operators."""
     with request.app.state.desk.sessions() as session:
-        return [RunOut.model_validate(visible(r, who)) for r in session.scalars(select(Run).order_by(Run.created_at))]
+        return [RunOut.model_validate(visible(r, who, _applicant(session, r)))
+                for r in session.scalars(select(Run).order_by(Run.created_at))]
+
+
+def _applicant(session, run: Run) -> int | None:
+    """The organisation of the run's project (whose reviewers never see its held outputs)."""
+    project = session.get(Project, run.project_id)
+    return project.organisation_id if project else None
 
 
 def _run(session, run_id: str) -> Run:
@@ -226,7 +233,8 @@ def _run(session, run_id: str) -> Run:
 @api.get("/runs/{run_id}", response_model=RunOut, tags=["runs"])
 def get_run(run_id: str, request: Request, who: Anyone) -> RunOut:
     with request.app.state.desk.sessions() as session:
-        return RunOut.model_validate(visible(_run(session, run_id), who))
+        run = _run(session, run_id)
+        return RunOut.model_validate(visible(run, who, _applicant(session, run)))
 
 
 @api.get("/runs/{run_id}/checks", tags=["release"])

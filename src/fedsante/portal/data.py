@@ -2,7 +2,8 @@
 
 Public means: every project past its draft (the registry record, the review decisions, the signed
 approval), every run (status, hospitals, privacy spent) and, once two reviewers released it, the
-run's trust report. Nothing here shows an account's token, a reviewer's private notes on a draft, a
+run's trust report. Of a review, only its decision, the reviewer's organisation and the reviewer's
+public reason, if any; never the reviewer's comment. Nothing here shows an account's token, a draft, a
 held result or an objection.
 """
 
@@ -129,7 +130,8 @@ def project(desk, reference: str) -> dict:
         if row is None or row.status not in PUBLIC_STATUSES:
             raise NotFound(f"No public project has the reference {reference!r}.")
         reviews = [{"version": r.project_version, "decision": r.decision, "at": _iso(r.created_at),
-                    "reviewer_organisation": _account_org(session, r.reviewer_id)}
+                    "reviewer_organisation": _account_org(session, r.reviewer_id),
+                    "public_reason": r.public_reason}  # never the reviewer's comment
                    for r in session.scalars(select(Review).where(Review.project_id == row.id).order_by(Review.id))]
         events = [{"at": _iso(e.time), "from": e.from_status, "to": e.to_status, "reason": e.reason}
                   for e in session.scalars(select(ProjectEvent).where(ProjectEvent.project_id == row.id)

@@ -32,6 +32,16 @@ def _rows(desk, base_url: str) -> list[dict]:
     return [data.project(desk, p["reference"]) for p in listing]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A cell a spreadsheet will not run: text starting like a formula gets a leading quote (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def registry_csv(desk, base_url: str) -> str:
     """Every public project, one line each (UTF-8, comma-separated, header first)."""
     hospitals = {h["id"]: h["name"] for h in data.hospital_list(desk)}
@@ -45,7 +55,7 @@ def registry_csv(desk, base_url: str) -> str:
         datasets = spec.get("datasets") or []
         completed = p["status"] in ("completed", "results_released", "archived")
         approval = p["approvals"][-1] if p["approvals"] else {}
-        writer.writerow([
+        writer.writerow(csv_cell(v) for v in [
             p["reference"], p["title"], *[v for pair in pairs for v in pair],
             "; ".join(sorted({hospitals.get(d["node_id"], d["node_id"]) for d in datasets})),
             "Autre(s)" if datasets else "", "", "",

@@ -63,6 +63,8 @@ class Review(_Strict):
     decision: str = Field(description="comment, approve, changes_requested or reject.")
     at: str
     reviewer_organisation: str
+    public_reason: str = Field(description="The reason the reviewer chose to publish ('' if none); a reviewer's "
+                                           "comment to the applicant is never public.")
 
 
 class Event(_Strict):
