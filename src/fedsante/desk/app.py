@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from fedsante import __version__
 from fedsante.audit import AuditLog
 from fedsante.common.errors import FedsanteError, field_problems
-from fedsante.desk import catalogue, node_routes, objections, project_routes, routes
+from fedsante.desk import catalogue, limits, node_routes, objections, project_routes, routes
 from fedsante.desk.access import new_token, token_sha256
 from fedsante.desk.charter import load_charter
 from fedsante.desk.db import Account, Organisation, make_sessionmaker
@@ -116,6 +116,7 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     app = FastAPI(title="fedsante desk", version=__version__, lifespan=lifespan,
                   description="Regional AI desk: accounts, projects, charter review, signed approvals, federated runs.")
     app.state.desk = state
+    app.add_middleware(limits.BodyLimit, limit=settings.max_body_bytes, node_limit=settings.max_node_body_bytes)
 
     @app.exception_handler(FedsanteError)
     async def _fedsante_error(request: Request, exc: FedsanteError) -> JSONResponse:
