@@ -78,7 +78,7 @@ def network(tmp_path):
     csv = tmp_path / "sejours.csv"
     csv.write_text(csv_text(), encoding="utf-8")
     key = Ed25519PrivateKey.generate()
-    cfg = NodeConfig(node_id="chu-lille", desk_url="http://desk", data_dir=tmp_path / "node", dataset="sejours")
+    cfg = NodeConfig(node_id="chu-lille", desk_url="http://127.0.0.1", data_dir=tmp_path / "node", dataset="sejours")
     datasets.registry(cfg).add(DatasetDeclaration(name="sejours", path=str(csv), id_column="ipp",
                                                   description="Séjours de cardiologie"))
     app = create_app(DeskSettings(data_dir=tmp_path / "desk", database_url="sqlite://"), admin_token="t")
@@ -154,7 +154,7 @@ def test_a_dataset_the_catalogue_cannot_take_is_refused_before_serving(tmp_path)
     csv = tmp_path / "wide.csv"
     csv.write_text("id," + ",".join(f"c{i}" for i in range(500)) + "\n" + "a," + ",".join("1" * 500) + "\n",
                    encoding="utf-8")
-    cfg = NodeConfig(node_id="h1", desk_url="http://desk", data_dir=tmp_path / "node", dataset="wide")
+    cfg = NodeConfig(node_id="h1", desk_url="http://127.0.0.1", data_dir=tmp_path / "node", dataset="wide")
     datasets.registry(cfg).add(DatasetDeclaration(name="wide", path=str(csv), id_column="id"))
     with pytest.raises(ConfigError, match=r"cannot take dataset 'wide'.*columns: List should have at most 500"):
         catalogue_entries(cfg)

@@ -33,7 +33,7 @@ from fedsante.node.config import NodeConfig
 from fedsante.node.policy import Acceptances
 from fedsante.sim import lifecycle
 
-URL = "http://desk.invalid"
+URL = "http://127.0.0.1"  # in-process (ASGI transport)
 
 
 class Harness:

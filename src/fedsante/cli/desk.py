@@ -18,7 +18,9 @@ from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, DeskUrl, Toke
 desk_app = typer.Typer(help="Run the regional AI desk and manage its signing keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="The desk's Ed25519 signing keys.", no_args_is_help=True)
 account_app = typer.Typer(help="Organisations and accounts (desk admin).", no_args_is_help=True)
+admin_app = typer.Typer(help="Local administration of the desk, on its host.", no_args_is_help=True)
 desk_app.add_typer(keys_app, name="keys")
+desk_app.add_typer(admin_app, name="admin")
 DataDir = Annotated[Path, typer.Option(help="The desk's data folder (database, keys, audit chain, admin token).")]
 
 
@@ -76,6 +78,23 @@ def tls_init(
                   f"--tls-key {files.server_key}\n"
                   f"At each node: fedsante node init ... --desk-url https://{host[0]}:8700 --desk-ca ca.pem "
                   "(a copy of the CA certificate)")
+
+
+@admin_app.command("recover")
+@friendly
+def admin_recover(
+    data_dir: DataDir = Path("desk-data"),
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")] = None,
+    name: Annotated[str, typer.Option(help="The admin account to create or re-enable.")] = "admin",
+) -> None:
+    """Create or re-enable an admin account when no admin can act (run on the desk's host); new token in
+    <data-dir>/admin-token (mode 0600), recorded in the desk's audit chain."""
+    from fedsante.desk.app import recover_admin
+    from fedsante.desk.settings import DeskSettings
+
+    outcome, path = recover_admin(DeskSettings(data_dir=data_dir, database_url=database_url), name)
+    console.print(f"Admin account {name} {outcome}, valid one year; its new token is in {path} (mode 0600). "
+                  "The recovery is in the desk's audit chain.")
 
 
 @keys_app.command("list")

@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 
 from fedsante import __version__
 from fedsante.audit import AuditLog
-from fedsante.common.errors import FedsanteError, field_problems
-from fedsante.desk import catalogue, node_routes, objections, project_routes, routes
+from fedsante.common.errors import ConfigError, FedsanteError, field_problems
+from fedsante.desk import catalogue, limits, node_routes, objections, project_routes, routes
 from fedsante.desk.access import new_token, token_sha256
 from fedsante.desk.charter import load_charter
 from fedsante.desk.headers import SecurityHeaders
@@ -99,6 +99,54 @@ class DeskState:
                                                              "bootstrap": True})
 
 
+def write_admin_token(data_dir: Path, token: str) -> Path:
+    """Replace ``<data_dir>/admin-token`` with ``token`` (mode 0600, never readable by others meanwhile)."""
+    path = data_dir / "admin-token"
+    temporary = data_dir / f".admin-token.{os.getpid()}"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def recover_admin(settings: DeskSettings, name: str = "admin") -> tuple[str, Path]:
+    """Create or re-enable the admin account ``name`` with a new token, from the desk's host (file-system access
+    to its data directory is the proof of authority). Returns ``("created" | "re-enabled", token file)``;
+    the recovery is recorded in the desk's audit chain."""
+    if not (settings.data_dir / "desk.db").exists() and settings.database_url is None:
+        raise ConfigError(f"{settings.data_dir} holds no desk database: pass the data folder of an existing desk "
+                          "(a new desk creates its admin at first start).")
+    state = DeskState(settings)
+    state.keyring.ensure()
+    token = new_token()
+    end = datetime.now(UTC).date() + timedelta(days=365)
+    with state.sessions() as session:
+        account = session.scalar(select(Account).where(Account.name == name))
+        if account is None:
+            org = session.scalar(select(Organisation).where(Organisation.name == settings.organisation))
+            if org is None:
+                org = Organisation(name=settings.organisation, kind="desk")
+                session.add(org)
+                session.flush()
+            account = Account(name=name, organisation_id=org.id, role="admin", end_date=end, token_sha256="")
+            session.add(account)
+            outcome = "created"
+        else:
+            outcome = "re-enabled"
+            previous = {"role": account.role, "disabled": account.disabled_at is not None,
+                        "end_date": account.end_date.isoformat()}
+        account.role, account.disabled_at, account.end_date = "admin", None, end
+        account.token_sha256 = token_sha256(token)
+        session.commit()
+    path = write_admin_token(settings.data_dir, token)
+    details = {"role": "admin", "end_date": end.isoformat(), "recovery": outcome, "local": True}
+    if outcome == "re-enabled":
+        details["previous"] = previous
+    state.record("system", "account.recovered", name, details)
+    return outcome, path
+
+
 def create_app(settings: DeskSettings | None = None, *, admin_token: str | None = None) -> FastAPI:
     """Build the desk application. Without ``admin_token`` it is read from (or created in) the data dir."""
     settings = settings or DeskSettings()
@@ -119,6 +167,7 @@ def create_app(settings: DeskSettings | None = None, *, admin_token: str | None 
     app = FastAPI(title="fedsante desk", version=__version__, lifespan=lifespan,
                   description="Regional AI desk: accounts, projects, charter review, signed approvals, federated runs.")
     app.state.desk = state
+    app.add_middleware(limits.BodyLimit, limit=settings.max_body_bytes, node_limit=settings.max_node_body_bytes)
     inner = app.build_middleware_stack  # outermost, so that even a 500 page carries the security headers
     app.build_middleware_stack = lambda: SecurityHeaders(inner())  # type: ignore[method-assign]
 

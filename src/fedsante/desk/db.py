@@ -197,6 +197,18 @@ class Objection(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+
+class RateCounter(Base):
+    """How many actions one key (a kind and a hashed client address or a node id) took in the current window.
+
+    Shared by every desk worker, unlike a counter in memory; one row per key, reset when a new window starts.
+    """
+
+    __tablename__ = "rate_limits"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[int]
+    count: Mapped[int]
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from fedsante.common.keys import canonical_json, verify
+from fedsante.desk import limits
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.db import Acceptance, Approval, Node, utcnow
 from fedsante.desk.runs import record_audit_head, verify_result
@@ -75,7 +76,10 @@ async def post_result(request: Request) -> dict:
         raise Unauthorized(f"Result of task {result.task_id!r} does not carry a valid signature of node {node_id!r}.")
     if result.audit_head and not desk.runs.drives(result.run_id):
         record_audit_head(desk, node_id, result)  # a run's results are recorded with the task (one commit)
-    if not result.ok:
+    if not result.ok:  # refusals are audited: bounded per node and minute (limits.py), as every worker counts
+        limits.check(desk, f"refusal:{node_id}", desk.settings.node_refusals_per_minute,
+                     f"Too many refusals from node {node_id!r}: at most {desk.settings.node_refusals_per_minute} "
+                     "per minute. Wait a minute and post the refusal again.")
         desk.record(node_id, "task.refused", result.run_id, {"task_id": result.task_id, "reason": result.error})
     desk.broker.deliver(node_id, result)
     return {"ok": True}

@@ -9,16 +9,15 @@ catalogue entries), pull pending objections and withdrawals, acknowledge what it
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import func, select
 
-from fedsante.common.errors import Conflict, InvalidInput, NotFound, TooManyRequests, field_problems
+from fedsante.common.errors import Conflict, InvalidInput, NotFound, field_problems
 from fedsante.common.keys import canonical_json, sha256_hex
+from fedsante.desk import limits
 from fedsante.desk.db import Node, Objection, utcnow
 from fedsante.desk.node_routes import authenticate, parse_body
 from fedsante.federation.messages import MAX_CATALOGUE_DATASETS, CatalogueDataset
@@ -77,45 +76,14 @@ class AppliedIn(BaseModel):
     applied: list[Applied] = Field(max_length=10_000)
 
 
-class RateLimit:
-    """At most ``limit`` actions per ``seconds`` for each client address (in memory, per desk process).
-
-    >>> limit = RateLimit(2, 60.0)
-    >>> [limit.allow("a", now=t) for t in (0, 1, 2, 61)]
-    [True, True, False, True]
-    """
-
-    def __init__(self, limit: int, seconds: float) -> None:
-        self.limit, self.seconds = limit, seconds
-        self._seen: dict[str, deque[float]] = {}
-
-    def allow(self, client: str, *, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        times = self._seen.setdefault(client, deque())
-        while times and now - times[0] >= self.seconds:
-            times.popleft()
-        if len(times) >= self.limit:
-            return False
-        times.append(now)
-        if len(self._seen) > 10_000:  # forget idle clients
-            self._seen = {k: v for k, v in self._seen.items() if v and now - v[-1] < self.seconds}
-        return True
-
-
-OBJECTIONS_PER_MINUTE = 10
-
-
 def submit(desk, hospital: str, identifier: str, client: str = "") -> tuple[str, dict]:
     """Seal and store an objection; return the receipt code (shown once) and its status.
 
-    ``client`` (the caller's address) may submit at most :data:`OBJECTIONS_PER_MINUTE` per minute.
+    ``client`` (the caller's address) may submit at most ``objections_per_minute`` per minute (every worker).
     """
-    limit = getattr(desk, "objection_rate", None)
-    if limit is None:
-        limit = desk.objection_rate = RateLimit(OBJECTIONS_PER_MINUTE, 60.0)  # one per desk
-    if not limit.allow(client):
-        raise TooManyRequests(f"Too many objections from this address: at most {OBJECTIONS_PER_MINUTE} per minute. "
-                              "Wait a minute and try again.")
+    per_minute = desk.settings.objections_per_minute
+    limits.check(desk, limits.client_key("objection", client), per_minute,
+                 f"Too many objections from this address: at most {per_minute} per minute. Wait a minute and try again.")
     identifier = normalise(identifier)
     with desk.sessions() as session:
         row = session.get(Node, hospital)
@@ -132,7 +100,13 @@ def submit(desk, hospital: str, identifier: str, client: str = "") -> tuple[str,
     return receipt, out
 
 
-def status(desk, receipt: str) -> dict:
+def status(desk, receipt: str, client: str | None = None) -> dict:
+    """Where an objection stands; ``client`` (unless None) may look up ``receipt_lookups_per_minute`` a minute."""
+    if client is not None:
+        per_minute = desk.settings.receipt_lookups_per_minute
+        limits.check(desk, limits.client_key("receipt", client), per_minute,
+                     f"Too many receipt lookups from this address: at most {per_minute} per minute. "
+                     "Wait a minute and try again.")
     with desk.sessions() as session:
         objection = session.get(Objection, receipt_id(receipt))
         if objection is None:
@@ -140,8 +114,16 @@ def status(desk, receipt: str) -> dict:
         return _status(objection, session.get(Node, objection.node_id))
 
 
-def withdraw(desk, receipt: str) -> dict:
-    """Withdraw an objection: at once if the node has not seen it, otherwise once the node removes it."""
+def withdraw(desk, receipt: str, client: str | None = None) -> dict:
+    """Withdraw an objection: at once if the node has not seen it, otherwise once the node removes it.
+
+    ``client`` (unless None) may ask ``withdrawals_per_minute`` withdrawals a minute.
+    """
+    if client is not None:
+        per_minute = desk.settings.withdrawals_per_minute
+        limits.check(desk, limits.client_key("withdrawal", client), per_minute,
+                     f"Too many withdrawals from this address: at most {per_minute} per minute. "
+                     "Wait a minute and try again.")
     with desk.sessions() as session:
         objection = session.get(Objection, receipt_id(receipt))
         if objection is None:
@@ -205,13 +187,13 @@ def _client(request: Request) -> str:
 @public.get("/{receipt}")
 def get_objection(receipt: str, request: Request) -> dict:
     """Where an objection stands: received, applied at the hospital (with the date), or withdrawn."""
-    return status(request.app.state.desk, receipt)
+    return status(request.app.state.desk, receipt, _client(request))
 
 
 @public.post("/{receipt}/withdraw")
 def post_withdrawal(receipt: str, request: Request) -> dict:
     """Withdraw an objection; the hospital includes the patient again once its node has applied the withdrawal."""
-    return withdraw(request.app.state.desk, receipt)
+    return withdraw(request.app.state.desk, receipt, _client(request))
 
 
 @node.put("/profile")

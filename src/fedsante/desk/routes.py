@@ -6,6 +6,7 @@ desk keys, charter, audit heads) are what anyone needs to verify the desk's work
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -158,10 +159,26 @@ def disable_account(name: str, request: Request, who: Admin) -> dict:
         account = session.scalar(select(Account).where(Account.name == name))
         if account is None:
             raise NotFound(f"Account {name!r} does not exist.")
+        if account.role == "admin" and account.disabled_at is None and _active_admins(session) <= 1:
+            raise Conflict(f"Account {name!r} is the last active admin: create or enable another admin first. "
+                           "Nobody could administer the desk otherwise.")
         account.disabled_at = utcnow()
         session.commit()
     desk.record(who.name, "account.disabled", name)
     return {"name": name, "disabled": True}
+
+
+def _raw_key(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return b""
+
+
+def _active_admins(session) -> int:
+    today = datetime.now(UTC).date()
+    return len(session.scalars(select(Account.id).where(Account.role == "admin", Account.disabled_at.is_(None),
+                                                        Account.end_date >= today)).all())
 
 
 @api.post("/nodes", status_code=201, tags=["registry"])
@@ -176,6 +193,11 @@ def register_node(body: NodeIn, request: Request,
             raise Forbidden(f"Operator {who.name!r} can register nodes of {who.organisation!r} only.")
         if session.get(Node, body.node_id) is not None:
             raise Conflict(f"Node {body.node_id!r} is already registered.")
+        holder = next((node_id for node_id, key in session.execute(select(Node.id, Node.public_key))
+                       if _raw_key(key) == _raw_key(body.public_key)), None)  # any base64 spelling of the key
+        if holder is not None:
+            raise Conflict(f"This public key is already registered for node {holder!r}; each node signs with "
+                           "its own key ('fedsante node init' creates one).")
         session.add(Node(id=body.node_id, organisation_id=org.id, public_key=body.public_key,
                          hospital_name=body.hospital_name, territory=body.territory))
         session.commit()

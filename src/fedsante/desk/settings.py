@@ -27,6 +27,20 @@ class DeskSettings(BaseModel):
                                    description="Reviewers who must release a run's outputs before the holder sees them.")
     audit_retention_days: int = Field(365, ge=180, le=3 * 366,
                                       description="Days the desk keeps audit entries (default 1 year; CNIL: 6 months to 3 years).")
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=1024 ** 3,
+                                description="Largest request body accepted (JSON, forms), refused with 413 while "
+                                            "it streams.")
+    max_node_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=1024 ** 3,
+                                     description="Largest request body accepted under /api/v1/node/ (signed results "
+                                                 "with model arrays).")
+    objections_per_minute: int = Field(10, ge=1, le=10_000,
+                                       description="Objections one client address may submit per minute.")
+    withdrawals_per_minute: int = Field(10, ge=1, le=10_000,
+                                        description="Withdrawals one client address may ask per minute.")
+    receipt_lookups_per_minute: int = Field(30, ge=1, le=10_000,
+                                            description="Receipt lookups one client address may make per minute.")
+    node_refusals_per_minute: int = Field(30, ge=1, le=10_000,
+                                          description="Refusals (task.refused) one node may post per minute.")
 
     @property
     def audit_path(self) -> Path:

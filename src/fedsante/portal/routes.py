@@ -159,13 +159,13 @@ def _register(lang: str) -> None:
     @router.get(p["receipt"])
     def receipt(request: Request, receipt: str) -> HTMLResponse:
         return _page(lang, "receipt", "receipt.html", {"receipt": receipt},
-                     lambda: objections.status(request.app.state.desk, receipt), json=False,
+                     lambda: objections.status(request.app.state.desk, receipt, _address(request)), json=False,
                      receipt=receipt, fresh=request.query_params.get("new") == "1")
 
     @router.post(p["receipt"])
     def withdraw(request: Request, receipt: str) -> RedirectResponse:
         try:
-            objections.withdraw(request.app.state.desk, receipt)
+            objections.withdraw(request.app.state.desk, receipt, _address(request))
         except NotFound:
             pass  # the receipt page says so
         return RedirectResponse(url(lang, "receipt", receipt=receipt), status_code=303)
@@ -210,3 +210,8 @@ FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect wi
 @router.get("/favicon.ico")
 def favicon() -> Response:
     return Response(FAVICON, media_type="image/svg+xml", headers={"cache-control": "max-age=86400"})
+
+
+def _address(request: Request) -> str:
+    """The caller's address, the key of the desk's shared rate limits."""
+    return request.client.host if request.client else ""

@@ -29,7 +29,7 @@ from fedsante.portal.app import create_app
 from fedsante.reports.carbon import ComputeMeter
 from fedsante.sim import lifecycle
 
-BASE_URL = "http://desk.invalid"
+BASE_URL = "http://127.0.0.1"  # in-process (ASGI transport): no network, so no TLS
 
 
 @dataclass(frozen=True)
