@@ -100,9 +100,9 @@ def verify_anchored(lines: list[bytes], keys: Collection[str], anchor: Anchor | 
                         "node's registered key); without it a chain re-signed with another key would pass.")
     result = verify_chain(lines, frozenset(keys))
     if not result.ok:
-        if result.bad_seq == result.starts_at and result.reason and "not among the trusted keys" in result.reason:
-            return _fail(result, result.reason.replace("a forged entry", "the chain was re-signed or entries "
-                                                       "were added by someone else"))
+        if not result.entries and result.reason and "not among the trusted keys" in result.reason:
+            return _fail(result, result.reason.replace("a forged entry", "the chain was re-signed with "
+                                                       "another key, or replaced by someone else's"))
         return result
     anchor = anchor or Anchor()
     if not result.entries:
