@@ -179,6 +179,14 @@ def _replace(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
+def _parses(line: bytes) -> bool:
+    try:
+        from_line(line)
+    except ValueError:
+        return False
+    return True
+
+
 def _written_at(entry: Entry) -> datetime | None:
     try:
         return utc(datetime.fromisoformat(entry.time))
@@ -232,10 +240,9 @@ class AuditLog:
                                 f"as evidence and check them with 'fedsante audit verify {self.path} --key "
                                 f"{public_key_b64(self.key)} --anchor {self.anchor_path}'.")
             if anchor is None or anchor.genesis is None:
+                # (a chain pruned before checkpoints carried the genesis keeps none: its signed checkpoint,
+                # checked above, still proves which entries retention removed)
                 entries = [from_line(line) for line in lines if line.strip()]
-                if entries[0].seq != 0 and (anchor is None or anchor.genesis is None):
-                    raise _damaged(self.path, "starts after entry 0 and no genesis was recorded for it, so its "
-                                              "removed entries cannot be checked")
                 self._record_head(entries[-1], checkpoint_genesis(entries, 0))
             return result
 
@@ -333,7 +340,11 @@ class AuditLog:
             lines = split_lines(_read_all(fd))
             if not any(line.strip() for line in lines):
                 return 0
-            check = verify_anchored(lines, {public_key_b64(self.key)}, Anchor.load(self.anchor_path))
+            # Its signers may include the writer's retired keys (the desk rotates its key): the anchor's genesis
+            # and recorded head still catch a chain replaced, truncated or cut at its start.
+            signers = {public_key_b64(self.key)} | {from_line(line).signer for line in lines if line.strip()
+                                                    if _parses(line)}
+            check = verify_anchored(lines, signers, Anchor.load(self.anchor_path))
             if not check.ok:
                 raise _damaged(self.path, f"is not intact, so it was not pruned: {check.reason}")
             if lines and lines[-1] == b"\n":
