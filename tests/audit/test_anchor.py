@@ -139,3 +139,22 @@ def test_start_up_adopts_a_chain_written_before_anchors(tmp_path: Path, key) -> 
     audit.anchor_path.unlink()
     PrivacyLedger(audit)
     assert audit.anchor().genesis == audit.entries()[0].hash
+
+
+def test_the_desk_does_not_start_on_a_chain_cut_at_either_end(tmp_path: Path) -> None:
+    from fedsante.desk.app import create_app
+    from fedsante.desk.settings import DeskSettings
+    from fastapi.testclient import TestClient
+
+    settings = DeskSettings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'desk.db'}")
+    with TestClient(create_app(settings, admin_token="t")) as client:
+        for i in range(3):
+            client.app.state.desk.record("admin", "test.event", str(i))
+    desk_log = settings.audit_path
+    lines = read_lines(desk_log)
+    assert len(lines) >= 2
+    for cut in (lines[:-1], lines[1:], []):
+        desk_log.write_bytes(b"".join(cut))
+        with pytest.raises(DataError, match="not intact, so it was not pruned"):
+            with TestClient(create_app(settings, admin_token="t")):
+                pass

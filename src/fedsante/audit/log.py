@@ -338,13 +338,14 @@ class AuditLog:
         cutoff = now - timedelta(days=retention_days)
         with self._lock, _exclusive(self.path) as fd:
             lines = split_lines(_read_all(fd))
-            if not any(line.strip() for line in lines):
-                return 0
+            anchor = Anchor.load(self.anchor_path)
+            if not any(line.strip() for line in lines) and (anchor is None or anchor.seq is None):
+                return 0  # nothing written yet
             # Its signers may include the writer's retired keys (the desk rotates its key): the anchor's genesis
             # and recorded head still catch a chain replaced, truncated or cut at its start.
             signers = {public_key_b64(self.key)} | {from_line(line).signer for line in lines if line.strip()
                                                     if _parses(line)}
-            check = verify_anchored(lines, signers, Anchor.load(self.anchor_path))
+            check = verify_anchored(lines, signers, anchor)
             if not check.ok:
                 raise _damaged(self.path, f"is not intact, so it was not pruned: {check.reason}")
             if lines and lines[-1] == b"\n":
@@ -364,6 +365,5 @@ class AuditLog:
             marker = make_entry(self.key, prev_seq=last.seq, prev_hash=last.hash, writer=self.writer, actor="system",
                                 action="audit.pruned", subject=self.writer, now=now, details=details)
             _replace(self.path, b"".join(lines[removed:]) + to_line(marker))
-            anchor = Anchor.load(self.anchor_path)
             self._record_head(marker, anchor.genesis if anchor and anchor.genesis else details["genesis"])
         return removed
