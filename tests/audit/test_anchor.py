@@ -158,3 +158,9 @@ def test_the_desk_does_not_start_on_a_chain_cut_at_either_end(tmp_path: Path) ->
         with pytest.raises(DataError, match="not intact, so it was not pruned"):
             with TestClient(create_app(settings, admin_token="t")):
                 pass
+
+
+def test_the_published_head_is_the_recorded_one_not_the_files(log: AuditLog) -> None:
+    recorded = log.head()
+    log.path.write_bytes(b"".join(read_lines(log.path)[:-3]))  # truncated: the head published does not follow
+    assert log.head() == recorded == (5, log.anchor().hash)

@@ -267,7 +267,12 @@ class AuditLog:
         return entry
 
     def head(self) -> tuple[int | None, str]:
-        """Sequence number and hash of the last entry; ``(None, GENESIS)`` for an empty or missing log."""
+        """Sequence number and hash of the last entry, as recorded outside the file (``audit-head.json``, what the
+        desk publishes: never read back from the file it is checked against); from the file's last entry when
+        no head was recorded yet; ``(None, GENESIS)`` for an empty or missing log."""
+        anchor = Anchor.load(self.anchor_path)
+        if anchor is not None and anchor.seq is not None:
+            return anchor.seq, anchor.hash
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
