@@ -54,6 +54,11 @@ def test_a_truncated_tail_fails_against_the_recorded_head(log: AuditLog) -> None
     result = check(log, read_lines(log.path)[:-2])
     assert not result.ok and "ends at entry 3, but its recorded head is entry 5" in result.reason
     assert "cut off" in result.reason
+    copy = log.path.with_name("copy.jsonl")
+    copy.write_bytes(b"".join(read_lines(log.path)[:-2]))
+    done = cli(copy, "--key", public_key_b64(log.key), "--anchor", str(log.anchor_path))
+    assert done.returncode == 1 and "but its recorded head is entry 5" in " ".join(done.stderr.split())
+    assert cli(log.path, "--key", public_key_b64(log.key)).returncode == 0  # the recorded head next to it
     with pytest.raises(DataError, match="does not end at or after its recorded head"):
         log.path.write_bytes(b"".join(read_lines(log.path)[:-2]))
         log.append("dpo", "event.new", "x")  # a writer does not extend a truncated chain either
