@@ -132,11 +132,13 @@ def test_each_role_drives_its_part_of_the_lifecycle_from_the_command_line(tmp_pa
         assert "sensitive_flagged" in shown and "FLAG" in shown and "FAIL" not in shown
         exported = tmp_path / "desk-audit.jsonl"
         fedsante("audit", "export", "--out", str(exported), env=as_["auditor"])
-        assert "Chain intact" in " ".join(fedsante("audit", "verify", str(exported)).stdout.split())
+        assert "Chain intact" in " ".join(fedsante("audit", "verify", str(exported), "--signer-from-desk", "desk",
+                                                            env=base).stdout.split())
         node_chain = tmp_path / "va-data" / "audit.jsonl"
         heads = fedsante("audit", "heads", env=base).stdout
         published = heads.split("va: entry ")[1].split()[1]
-        assert "is an entry of this chain" in fedsante("audit", "verify", str(node_chain), "--head", published).stdout
+        assert "is an entry of this chain" in fedsante("audit", "verify", str(node_chain), "--config", str(config),
+                                                   "--head", published).stdout
         actions = node_chain.read_text()
         assert '"action":"task.refused"' in actions and '"action":"approval.accepted"' in actions
 

@@ -135,9 +135,9 @@ def test_retention_prunes_old_entries_and_the_chain_still_verifies(tmp_path: Pat
     assert log.prune(365, now=now) == 0
 
 
-def test_cli_audit_verify_names_the_tampered_entry(log: AuditLog, tmp_path: Path) -> None:
-    run = lambda *args: subprocess.run([sys.executable, "-m", "fedsante", "audit", "verify", *args],  # noqa: E731
-                                       capture_output=True, text=True, timeout=60)
+def test_cli_audit_verify_names_the_tampered_entry(log: AuditLog, key, tmp_path: Path) -> None:
+    run = lambda *args: subprocess.run([sys.executable, "-m", "fedsante", "audit", "verify", *args,  # noqa: E731
+                                        "--key", public_key_b64(key)], capture_output=True, text=True, timeout=60)
     ok = run(str(log.path))
     assert ok.returncode == 0 and "Chain intact: 5 entries" in " ".join(ok.stdout.split())
     data = log.path.read_bytes().replace(b'"i":3', b'"i":4', 1)

@@ -223,12 +223,12 @@ def test_prune_keeps_recent_entries(log: AuditLog, key: Ed25519PrivateKey) -> No
     marker = log.entries()[-1]
     assert (marker.action, marker.actor, marker.seq) == ("audit.pruned", "system", 10)
     assert marker.details == {"removed": 2, "retention_days": 365, "last_removed_seq": 1,
-                              "last_removed_hash": written[1].hash}
+                              "last_removed_hash": written[1].hash, "genesis": written[0].hash}
     assert log.entries()[0].prev_hash == written[1].hash
     assert stat.S_IMODE(log.path.stat().st_mode) == 0o600
     assert log.prune(365, now=now) == 0  # nothing more to remove
     assert log.append("va", "task.executed", "run2").seq == 11 and log.verify().ok
-    assert sorted(p.name for p in log.path.parent.iterdir()) == ["audit.jsonl"]  # no temp file left
+    assert sorted(p.name for p in log.path.parent.iterdir()) == ["audit-head.json", "audit.jsonl"]  # no temp file left
 
 
 def test_prune_never_removes_the_last_entry_and_refuses_a_tampered_chain(log: AuditLog) -> None:

@@ -76,6 +76,7 @@ def test_anyone_can_verify_an_approval_and_a_nodes_published_head(live) -> None:
     assert ok.returncode == 0 and "signature valid" in ok.stdout, ok.stderr
     chain = live.deployment.out_dir / "nodes" / "cleveland" / "audit.jsonl"
     done = subprocess.run([sys.executable, "-m", "fedsante", "audit", "verify", str(chain), "--published", "cleveland",
+                           "--config", str(live.deployment.out_dir / "nodes" / "cleveland.toml"),
                            "--desk-url", live.url], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "is an entry of this chain" in done.stdout, done.stderr
     missing = subprocess.run([sys.executable, "-m", "fedsante", "audit", "approval", "RAIH-1999-0001",

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedsante.audit.anchor import Anchor, anchor_path, checkpoint_genesis, verify_anchored
 from fedsante.audit.chain import GENESIS, Entry, Verification, from_line, make_entry, to_line, utc, verify_chain
 from fedsante.common.errors import ConfigError, DataError
+from fedsante.common.keys import public_key_b64
 
 DEFAULT_RETENTION_DAYS = 365
 _BLOCK = 4096
@@ -177,6 +179,14 @@ def _replace(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
+def _parses(line: bytes) -> bool:
+    try:
+        from_line(line)
+    except ValueError:
+        return False
+    return True
+
+
 def _written_at(entry: Entry) -> datetime | None:
     try:
         return utc(datetime.fromisoformat(entry.time))
@@ -200,23 +210,69 @@ class AuditLog:
         self.path = Path(path)
         self.key = key
         self.writer = writer
+        self.anchor_path = anchor_path(self.path)  # genesis and last head, kept outside the chain's file
         self._lock = _thread_lock(self.path)
+
+    def anchor(self) -> Anchor | None:
+        """The genesis and last head recorded outside the file (``None`` before the first append)."""
+        return Anchor.load(self.anchor_path)
+
+    def _record_head(self, entry: Entry, genesis: str | None) -> None:
+        self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
+        Anchor(genesis, entry.seq, entry.hash).save(self.anchor_path)
+
+    def verify_anchored(self) -> Verification:
+        """Verify against this writer's own key, its anchored genesis and its last recorded head."""
+        return verify_anchored(read_lines(self.path), {public_key_b64(self.key)}, self.anchor())
+
+    def adopt(self) -> Verification:
+        """Check the chain against its key and anchor; when it verifies and no anchor was kept yet (a chain
+        written before anchors existed, still starting at entry 0), record one. Raises ``DataError`` otherwise."""
+        with self._lock, _exclusive(self.path) as fd:
+            lines = split_lines(_read_all(fd))
+            anchor = Anchor.load(self.anchor_path)
+            if anchor is None and not any(line.strip() for line in lines):
+                return verify_chain([])
+            result = verify_anchored(lines, {public_key_b64(self.key)}, anchor)
+            if not result.ok:
+                raise DataError(f"Audit chain {self.path} does not verify against this writer's key and its recorded "
+                                f"head ({self.anchor_path}): {result.reason}. Nothing was started; keep both files "
+                                f"as evidence and check them with 'fedsante audit verify {self.path} --key "
+                                f"{public_key_b64(self.key)} --anchor {self.anchor_path}'.")
+            if anchor is None or anchor.genesis is None:
+                # (a chain pruned before checkpoints carried the genesis keeps none: its signed checkpoint,
+                # checked above, still proves which entries retention removed)
+                entries = [from_line(line) for line in lines if line.strip()]
+                self._record_head(entries[-1], checkpoint_genesis(entries, 0))
+            return result
 
     def append(self, actor: str, action: str, subject: str, details: dict | None = None, *,
                now: datetime | None = None) -> Entry:
         """Sign and append one event after the current last entry; durable (fsynced) when this returns."""
         with self._lock, _exclusive(self.path) as fd:
             last, blank = _tail(fd, self.path)
+            anchor = Anchor.load(self.anchor_path)
+            if anchor is not None and anchor.seq is not None and (
+                    last is None or last.seq < anchor.seq or (last.seq == anchor.seq and last.hash != anchor.hash)):
+                raise _damaged(self.path, f"does not end at or after its recorded head, entry {anchor.seq} "
+                                          f"({self.anchor_path}): it was truncated or replaced")
             entry = make_entry(self.key, prev_seq=last.seq if last else None, prev_hash=last.hash if last else GENESIS,
                                writer=self.writer, actor=actor, action=action, subject=subject, details=details,
                                now=now)
             if blank:  # an empty line after the last entry (an editor's): drop it, or it would sit mid-chain
                 os.ftruncate(fd, os.fstat(fd).st_size - 1)
             _write(fd, to_line(entry))
+            genesis = anchor.genesis if anchor is not None else (entry.hash if entry.seq == 0 else None)
+            self._record_head(entry, genesis)
         return entry
 
     def head(self) -> tuple[int | None, str]:
-        """Sequence number and hash of the last entry; ``(None, GENESIS)`` for an empty or missing log."""
+        """Sequence number and hash of the last entry, as recorded outside the file (``audit-head.json``, what the
+        desk publishes: never read back from the file it is checked against); from the file's last entry when
+        no head was recorded yet; ``(None, GENESIS)`` for an empty or missing log."""
+        anchor = Anchor.load(self.anchor_path)
+        if anchor is not None and anchor.seq is not None:
+            return anchor.seq, anchor.hash
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -287,7 +343,14 @@ class AuditLog:
         cutoff = now - timedelta(days=retention_days)
         with self._lock, _exclusive(self.path) as fd:
             lines = split_lines(_read_all(fd))
-            check = verify_chain(lines)
+            anchor = Anchor.load(self.anchor_path)
+            if not any(line.strip() for line in lines) and (anchor is None or anchor.seq is None):
+                return 0  # nothing written yet
+            # Its signers may include the writer's retired keys (the desk rotates its key): the anchor's genesis
+            # and recorded head still catch a chain replaced, truncated or cut at its start.
+            signers = {public_key_b64(self.key)} | {from_line(line).signer for line in lines if line.strip()
+                                                    if _parses(line)}
+            check = verify_anchored(lines, signers, anchor)
             if not check.ok:
                 raise _damaged(self.path, f"is not intact, so it was not pruned: {check.reason}")
             if lines and lines[-1] == b"\n":
@@ -300,10 +363,12 @@ class AuditLog:
                 return 0
             gone, last = entries[removed - 1], entries[-1]
             details = {"removed": removed, "retention_days": retention_days,
-                       "last_removed_seq": gone.seq, "last_removed_hash": gone.hash}
+                       "last_removed_seq": gone.seq, "last_removed_hash": gone.hash,
+                       "genesis": checkpoint_genesis(entries, removed)}
             if carry is not None:
                 details["carried"] = carry(entries[:removed])
             marker = make_entry(self.key, prev_seq=last.seq, prev_hash=last.hash, writer=self.writer, actor="system",
                                 action="audit.pruned", subject=self.writer, now=now, details=details)
             _replace(self.path, b"".join(lines[removed:]) + to_line(marker))
+            self._record_head(marker, anchor.genesis if anchor and anchor.genesis else details["genesis"])
         return removed

@@ -17,32 +17,81 @@ audit_app = typer.Typer(help="Verify and export the hash-chained audit logs (aud
 @friendly
 def audit_verify(
     chain: Annotated[Path, typer.Argument(help="An audit chain file (audit.jsonl of the desk or of a node).")],
-    trusted_key: Annotated[list[str], typer.Option(help="Only accept entries signed by this public key "
-                                                         "(base64, repeatable).")] = [],  # noqa: B006
+    key: Annotated[list[str], typer.Option(help="The writer's registered public key (base64, repeatable for a desk "
+                                                "that rotated its key): every entry must be signed by it.")] = [],  # noqa: B006
+    signer_from_desk: Annotated[str | None, typer.Option(help="Take the expected signer from the desk at --desk-url: "
+                                                              "'desk' for the desk's own chain (its published keys).")] = None,
+    config: Annotated[Path | None, typer.Option(help="A node's config: its key and recorded head (for its operator).")] = None,
+    anchor: Annotated[Path | None, typer.Option(help="The recorded head file (audit-head.json: genesis and last head); "
+                                                     "by default the one next to the chain, if any.")] = None,
+    genesis: Annotated[str | None, typer.Option(help="The chain's anchored genesis: the hash of its entry 0.")] = None,
     head: Annotated[str | None, typer.Option(help="Published head hash to compare with (from the desk).")] = None,
     published: Annotated[str | None, typer.Option(help="Compare with the head the desk publishes for this node id "
                                                        "(or 'desk'), fetched from --desk-url.")] = None,
     desk_url: DeskUrl = DEFAULT_DESK,
 ) -> None:
-    """Check every link, hash and signature of a chain; name the first tampered entry."""
-    from fedsante.audit.chain import verify_chain
+    """Check every link, hash and signature of a chain against its writer's key, genesis and recorded head."""
+    from fedsante.audit.anchor import Anchor, anchor_path, verify_anchored
 
+    keys = set(key)
+    if config is not None:
+        from fedsante.common.keys import load_key, public_key_b64
+        from fedsante.node.config import load_config
+
+        cfg = load_config(config)
+        keys.add(public_key_b64(load_key(cfg.key_path)))
+        anchor = anchor or anchor_path(cfg.audit_path)
+    if signer_from_desk is not None:
+        keys |= _desk_keys(desk_url, signer_from_desk)
+    if not keys:
+        raise DataError("Say whose chain this is: --key <the writer's public key, base64>, --signer-from-desk desk, "
+                        "or --config <node config>. Without the expected signer, a chain re-signed with another key "
+                        "would pass.")
+    published_seq = None
     if published is not None:
-        head = _published_head(desk_url, published)
-
+        head, published_seq = _published_head(desk_url, published)
+    if anchor is None and anchor_path(chain).exists():
+        anchor = anchor_path(chain)
+    recorded = Anchor.load(anchor) if anchor is not None else None  # before the chain: a writer updates it after
+    if anchor is not None and recorded is None:
+        raise DataError(f"Recorded head file {anchor} does not exist.")
     try:
         lines = chain.read_bytes().splitlines(keepends=True)
     except FileNotFoundError:
         raise DataError(f"Audit chain {chain} does not exist.") from None
-    result = verify_chain(lines, set(trusted_key) or None)
+    if genesis is not None:
+        recorded = Anchor(genesis, recorded.seq if recorded else None, recorded.hash if recorded else None)
+    result = verify_anchored(lines, keys, recorded)
     if not result.ok:
         raise DataError(f"{chain}: {result.summary()}")
     console.print(f"{chain}: {result.summary()}")
+    console.print("Every entry is signed by the expected key" + (
+        f"; it holds the recorded head (entry {recorded.seq})" if recorded and recorded.seq is not None else "") + (
+        "; it starts from the anchored genesis." if recorded and recorded.genesis else
+        " (no genesis given: deleted oldest entries are detected only with --anchor or --genesis)."))
     if head is not None:
+        if published_seq is not None and result.head_seq is not None and published_seq > result.head_seq:
+            raise DataError(f"{chain}: the chain ends at entry {result.head_seq}, but the desk publishes entry "
+                            f"{published_seq}: its tail was cut off or an old copy was restored.")
         if head not in {line_hash for line_hash in _hashes(lines)}:
             raise DataError(f"{chain}: the published head {head[:16]}... is not an entry of this chain: the chain "
                             "was rewritten after the head was published, or it is another chain.")
         console.print(f"The published head {head[:16]}... is an entry of this chain.")
+
+
+def _desk_keys(desk_url: str, who: str) -> set[str]:
+    import httpx
+
+    from fedsante.common.errors import DeskUnreachable
+
+    if who != "desk":
+        raise DataError(f"The desk does not publish the keys of nodes; pass node {who!r}'s registered key with --key "
+                        "(or --config on the node itself).")
+    try:
+        keys = httpx.get(f"{desk_url}/api/v1/keys", timeout=30).json()
+    except httpx.TransportError:
+        raise DeskUnreachable(f"Cannot reach the desk at {desk_url}.") from None
+    return {k["public_key"] for k in keys}
 
 
 @audit_app.command("approval")
@@ -75,7 +124,7 @@ def audit_approval(
                       f"SHA-256 {approval['sha256'][:16]}... matches the document.")
 
 
-def _published_head(desk_url: str, who: str) -> str:
+def _published_head(desk_url: str, who: str) -> tuple[str, int | None]:
     import httpx
 
     from fedsante.common.errors import DeskUnreachable
@@ -88,7 +137,7 @@ def _published_head(desk_url: str, who: str) -> str:
     if not entry or not entry.get("hash"):
         raise DataError(f"The desk at {desk_url} publishes no audit head for {who!r} "
                         f"(nodes: {', '.join(heads['nodes']) or 'none'}).")
-    return entry["hash"]
+    return entry["hash"], entry.get("seq")
 
 
 def _hashes(lines: list[bytes]) -> list[str]:

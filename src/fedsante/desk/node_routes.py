@@ -74,14 +74,15 @@ async def post_result(request: Request) -> dict:
         raise Forbidden(f"Result names node {result.node_id!r} but the request is signed by {node_id!r}.")
     if not verify_result(public_key, result):
         raise Unauthorized(f"Result of task {result.task_id!r} does not carry a valid signature of node {node_id!r}.")
-    if result.audit_head and not desk.runs.drives(result.run_id):
+    drives = desk.runs.drives(result.run_id)
+    desk.broker.deliver(node_id, result)  # 409/403 unless the task awaits this node's result: then nothing is kept
+    if result.audit_head and not drives:
         record_audit_head(desk, node_id, result)  # a run's results are recorded with the task (one commit)
     if not result.ok:  # refusals are audited: bounded per node and minute (limits.py), as every worker counts
         limits.check(desk, f"refusal:{node_id}", desk.settings.node_refusals_per_minute,
                      f"Too many refusals from node {node_id!r}: at most {desk.settings.node_refusals_per_minute} "
                      "per minute. Wait a minute and post the refusal again.")
         desk.record(node_id, "task.refused", result.run_id, {"task_id": result.task_id, "reason": result.error})
-    desk.broker.deliver(node_id, result)
     return {"ok": True}
 
 

@@ -213,17 +213,32 @@ class RunService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def record_audit_head(desk, node_id: str, result: TaskResult, session=None) -> None:
-    """Keep the head of the node's audit chain and its privacy ledger totals, reported with a signed result."""
+def record_audit_head(desk, node_id: str, result: TaskResult, session=None) -> bool:
+    """Keep the head of the node's audit chain and its privacy ledger totals, reported with a signed result
+    the desk accepted for a pending task. Published heads only move forward: a head at or before the one
+    already recorded (an old result re-posted, a chain rolled back) changes nothing and is audited.
+    Returns whether the head was recorded."""
     own = session is None
     session = session or desk.sessions()
     try:
         node = session.get(Node, node_id)
+        if node is None or result.audit_seq is None or not result.audit_head:
+            return False
+        if node.audit_seq is not None and result.audit_seq <= node.audit_seq:
+            if result.audit_seq == node.audit_seq and result.audit_head == node.audit_head:
+                return False  # the same head again (several results after one entry): nothing moves
+            desk.record("desk", "audit.head_refused", node_id, {
+                "task_id": result.task_id, "run_id": result.run_id, "reported_seq": result.audit_seq,
+                "reported_head": result.audit_head, "published_seq": node.audit_seq,
+                "published_head": node.audit_head,
+                "reason": "the reported head does not move the published head forward"})
+            return False
         node.audit_seq, node.audit_head, node.audit_reported_at = result.audit_seq, result.audit_head, utcnow()
         if result.privacy:
             node.privacy_spent = dict(result.privacy)
         if own:
             session.commit()
+        return True
     finally:
         if own:
             session.close()

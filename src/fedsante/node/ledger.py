@@ -98,6 +98,9 @@ class PrivacyLedger:
     def __init__(self, audit: AuditLog) -> None:
         self.audit = audit
         self._lock = threading.Lock()
+        # Only a chain that verifies against the node's key, its genesis and its last recorded head (kept in
+        # audit-head.json, outside the file) is read: deleting old entries must not reset the budget.
+        audit.adopt()
         self._entries = [e for e in audit.entries() if DEBIT in e.details or e.action == "audit.pruned"]
 
     def totals(self) -> dict[str, Spent]:
