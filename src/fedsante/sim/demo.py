@@ -15,7 +15,10 @@ from rich.table import Table
 
 from fedsante.sim.baselines import EXACT, evaluate, evaluation_scalers, fit_local, fit_pooled
 from fedsante.sim import lifecycle
-from fedsante.audit import head_of, verify_file
+from fedsante.audit import Anchor, head_of, verify_anchored
+from fedsante.audit.anchor import anchor_path
+from fedsante.common.keys import load_key, public_key_b64
+from fedsante.desk.keyring import Keyring
 from fedsante.data.heart import HOSPITALS, load_hospital
 from fedsante.algorithms.logreg.params import LogRegParams
 from fedsante.sim.launcher import HOSPITAL_NAMES, Deployment
@@ -80,11 +83,21 @@ def trail_table(trail: dict, run: dict, out_dir: Path) -> Table:
     chains = {"desk": (desk_dir / "audit.jsonl", trail["heads"]["desk"])}
     chains.update({n: (nodes_dir / n / "audit.jsonl", h) for n, h in trail["heads"]["nodes"].items()})
     for name, (path, head) in chains.items():
-        check = verify_file(path)
+        check = _verify(path, desk_dir / "keys" if name == "desk" else nodes_dir / name / "node_key.pem")
         published = "is in the chain" if head_of(path, head["seq"], head["hash"]) else "is NOT in the chain"
         table.add_row(f"audit chain of {name}", "fedsante audit verify",
                       f"{check.summary()} Published head {str(head['hash'])[:12]}... {published}.")
     return table
+
+
+def _verify(path: Path, keys: Path):
+    """A chain checked against its writer's key (the desk's keys, or the node's) and its recorded head."""
+    if keys.is_dir():
+        public = [k.public_key for k in Keyring(keys.parent).keys()]
+    else:
+        public = [public_key_b64(load_key(keys))]
+    lines = path.read_bytes().splitlines(keepends=True)
+    return verify_anchored(lines, public, Anchor.load(anchor_path(path)))
 
 
 def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
