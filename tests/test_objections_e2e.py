@@ -23,7 +23,7 @@ def wait_status(url: str, receipt: str, wanted: str, timeout: float = 30.0) -> d
     deadline = time.monotonic() + timeout
     while (status := httpx.get(f"{url}/api/v1/objections/{receipt}").json())["status"] != wanted:
         assert time.monotonic() < deadline, f"objection still {status['status']!r} after {timeout:g} s"
-        time.sleep(0.2)
+        time.sleep(1.0)  # receipt lookups are rate-limited per address (30 a minute): poll like a patient would
     return status
 
 

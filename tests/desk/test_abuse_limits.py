@@ -159,6 +159,7 @@ def test_node_refusals_are_limited_and_no_more_are_audited(two_workers) -> None:
         return sum(e.action == "task.refused" for e in desk.audit_log().entries())
 
     codes = [refusal(a if i % 2 else b, key, i).status_code for i in range(5)]
-    assert codes == [409, 409, 429, 429, 429]  # no such task (409), yet audited; then refused before the audit
-    assert refusals() == 2
-    assert "at most 2 per minute" in refusal(a, key, 9).json()["error"]
+    # a refusal for a task that awaits nothing is refused (409) before anything is audited: fake refusals cannot
+    # grow the desk's chain at all (refusals of real pending tasks are bounded per node and minute, limits.check)
+    assert codes == [409, 409, 409, 409, 409]
+    assert refusals() == 0
