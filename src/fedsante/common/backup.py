@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -43,6 +44,20 @@ def new_folder(path: Path, what: str) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.chmod(0o700)
     return path
+
+
+@contextmanager
+def fresh_folder(path: Path, what: str) -> Iterator[Path]:
+    """``new_folder(path)``, emptied again (or removed, if it was made here) when the block fails."""
+    existed = Path(path).exists()
+    folder = new_folder(path, what)
+    try:
+        yield folder
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        if existed:
+            folder.mkdir(mode=0o700, exist_ok=True)
+        raise
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -100,7 +115,8 @@ def read_manifest(backup: Path, kind: str) -> dict:
         raise DataError(f"{backup} is not a fedsante backup: it has no {MANIFEST}.") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{backup / MANIFEST} is unreadable ({exc}); the backup cannot be trusted.") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or manifest.get("format") != FORMAT:
         raise DataError(f"{backup / MANIFEST} is not a {FORMAT} manifest.")
     if manifest.get("kind") != kind:
         raise DataError(f"{backup} is a backup of a {manifest.get('kind')}, not of a {kind}.")

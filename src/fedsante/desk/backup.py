@@ -16,7 +16,7 @@ from pathlib import Path
 from fedsante import __version__
 from fedsante.audit import verify_file
 from fedsante.audit.log import read_lines
-from fedsante.common.backup import (copy_private, copy_tree, new_folder, read_manifest, restore_into, write_manifest,
+from fedsante.common.backup import (copy_private, copy_tree, fresh_folder, read_manifest, restore_into, write_manifest,
                                     write_private)
 from fedsante.common.errors import ConfigError, DataError
 from fedsante.desk.settings import DeskSettings
@@ -125,20 +125,20 @@ def backup_desk(settings: DeskSettings, out: Path) -> dict:
     if not data_dir.is_dir():
         raise ConfigError(f"The desk data folder {data_dir} does not exist.")
     database = sqlite_path(settings)
-    out = new_folder(out, "Backup folder")
-    if database is not None:
-        snapshot_sqlite(database, out / DATABASE)
-        database_info = {"file": DATABASE, "alembic_revision": check_database(out / DATABASE)}
-    else:
-        database_info = {"file": None, "note": PG_DUMP_NOTE}
-    # After the database: every change in the snapshot was audited before this copy of the chain.
-    audit = copy_chain(settings.audit_path, out / CHAIN)
-    for folder in ("keys", "tls"):
-        if (data_dir / folder).is_dir():
-            copy_tree(data_dir / folder, out / folder)
-    if (data_dir / "admin-token").is_file():
-        copy_private(data_dir / "admin-token", out / "admin-token")
-    return write_manifest(out, KIND, {"fedsante_version": __version__, "database": database_info, "audit": audit})
+    with fresh_folder(out, "Backup folder") as out:
+        if database is not None:
+            snapshot_sqlite(database, out / DATABASE)
+            database_info = {"file": DATABASE, "alembic_revision": check_database(out / DATABASE)}
+        else:
+            database_info = {"file": None, "note": PG_DUMP_NOTE}
+        # After the database: every change in the snapshot was audited before this copy of the chain.
+        audit = copy_chain(settings.audit_path, out / CHAIN)
+        for folder in ("keys", "tls"):
+            if (data_dir / folder).is_dir():
+                copy_tree(data_dir / folder, out / folder)
+        if (data_dir / "admin-token").is_file():
+            copy_private(data_dir / "admin-token", out / "admin-token")
+        return write_manifest(out, KIND, {"fedsante_version": __version__, "database": database_info, "audit": audit})
 
 
 def restore_desk(backup: Path, data_dir: Path) -> dict:

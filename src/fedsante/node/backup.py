@@ -17,7 +17,7 @@ from pathlib import Path
 from fedsante import __version__
 from fedsante.audit import AuditLog, verify_file
 from fedsante.audit.log import read_lines
-from fedsante.common.backup import copy_private, new_folder, read_manifest, restore_into, write_manifest, write_private
+from fedsante.common.backup import copy_private, fresh_folder, read_manifest, restore_into, write_manifest, write_private
 from fedsante.common.errors import ConfigError, DataError
 from fedsante.common.keys import load_key
 from fedsante.node.config import NodeConfig, write_config
@@ -46,23 +46,23 @@ def backup_node(cfg: NodeConfig, out: Path, *, with_config: bool = True) -> dict
     data_dir = Path(cfg.data_dir)
     if not cfg.key_path.is_file():
         raise ConfigError(f"{data_dir} holds no node key ({KEY}): is it the data folder of node {cfg.node_id}?")
-    out = new_folder(out, "Backup folder")
-    data = out / "data"
-    for name in STATE_FILES:
-        if (data_dir / name).is_file():
-            copy_private(data_dir / name, data / name)
-    if with_config:  # as loaded: its relative paths made absolute
-        write_config(out / CONFIG, cfg)
-        (out / CONFIG).chmod(0o600)
-    write_private(data / CHAIN, b"".join(read_lines(cfg.audit_path)))  # under the chain's shared lock
-    check = verify_file(data / CHAIN)
-    if not check.ok:
-        raise DataError(f"The node's audit chain {cfg.audit_path} does not verify, so it was not backed up as good: "
-                        f"{check.summary()} Keep the file as evidence.")
-    audit = {"file": f"data/{CHAIN}", "entries": check.entries, "head_seq": check.head_seq,
-             "head_hash": check.head_hash}
-    return write_manifest(out, KIND, {"fedsante_version": __version__, "node_id": cfg.node_id, "audit": audit,
-                                      "privacy_totals": ledger_totals(data, cfg.node_id), "note": NOT_COPIED})
+    with fresh_folder(out, "Backup folder") as out:
+        data = out / "data"
+        for name in STATE_FILES:
+            if (data_dir / name).is_file():
+                copy_private(data_dir / name, data / name)
+        if with_config:  # as loaded: its relative paths made absolute
+            write_config(out / CONFIG, cfg)
+            (out / CONFIG).chmod(0o600)
+        write_private(data / CHAIN, b"".join(read_lines(cfg.audit_path)))  # under the chain's shared lock
+        check = verify_file(data / CHAIN)
+        if not check.ok:
+            raise DataError(f"The node's audit chain {cfg.audit_path} does not verify, so it was not backed up: "
+                            f"{check.summary()} Keep the file as evidence.")
+        audit = {"file": f"data/{CHAIN}", "entries": check.entries, "head_seq": check.head_seq,
+                 "head_hash": check.head_hash}
+        return write_manifest(out, KIND, {"fedsante_version": __version__, "node_id": cfg.node_id, "audit": audit,
+                                          "privacy_totals": ledger_totals(data, cfg.node_id), "note": NOT_COPIED})
 
 
 def restore_node(backup: Path, data_dir: Path, config_out: Path | None = None) -> dict:
