@@ -463,3 +463,33 @@ def dataset_list(config: ConfigOpt) -> None:
         row["used"] = "yes" if row["name"] == cfg.dataset_name else ""
     console.print(rows_table(f"Datasets of {cfg.node_id}", rows,
                              ["name", "source", "used", "format", "path", "id_column", "description"]))
+
+
+@node_app.command("backup")
+@friendly
+def node_backup(config: ConfigOpt, out: Annotated[Path, typer.Option(help="A new (or empty) folder.")]) -> None:
+    """Back up this node's data folder (key, policy, acceptances, objections, datasets.toml, audit chain) and
+    config; not the dataset files themselves (docs/reliability.md)."""
+    from fedsante.node.backup import backup_node
+    from fedsante.node.config import load_config
+
+    manifest = backup_node(load_config(config), out)
+    console.print(f"Backup of node {manifest['node_id']} in {out}: {len(manifest['files'])} files; audit chain "
+                  f"verified up to entry {manifest['audit']['head_seq']}. {manifest['note']}")
+
+
+@node_app.command("restore")
+@friendly
+def node_restore(
+    backup: Annotated[Path, typer.Option(help="A folder made by 'fedsante node backup'.")],
+    data_dir: Annotated[Path, typer.Option(help="A new (or empty) data folder to restore into.")],
+    config_out: Annotated[Path | None, typer.Option("--config", help="Write the restored config here (a new "
+                                                                     "file), pointing at --data-dir.")] = None,
+) -> None:
+    """Check a node backup's digests and restore it; the audit chain and privacy ledger totals are verified."""
+    from fedsante.node.backup import restore_node
+
+    manifest = restore_node(backup, data_dir, config_out)
+    console.print(f"Restored node {manifest['node_id']} into {data_dir}; audit chain verified up to entry "
+                  f"{manifest['audit']['head_seq']}, privacy ledger totals unchanged."
+                  + (f" Config: {config_out}." if config_out else ""))
