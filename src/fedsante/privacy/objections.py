@@ -29,8 +29,8 @@ RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read alou
 def normalise(identifier: str) -> str:
     """The identifier as compared: surrounding spaces removed; refused when empty, too long or not printable.
 
-    >>> normalise("  cleveland-12 ")
-    'cleveland-12'
+    >>> normalise("  Q4ZK7M2TXB5HWR3NJ6PA ")
+    'Q4ZK7M2TXB5HWR3NJ6PA'
     """
     if not isinstance(identifier, str):
         raise DataError(f"A patient identifier must be text. Got {type(identifier).__name__}.")
@@ -115,7 +115,7 @@ def load_hash_key(path: Path) -> bytes:
 def keyed_hash(secret: bytes, identifier: str) -> str:
     """HMAC-SHA256 of the normalised identifier under the node's secret, hex.
 
-    >>> keyed_hash(b"k" * 32, "cleveland-12") == keyed_hash(b"k" * 32, " cleveland-12")
+    >>> keyed_hash(b"k" * 32, "Q4ZK7M2TXB5HWR3NJ6PA") == keyed_hash(b"k" * 32, " Q4ZK7M2TXB5HWR3NJ6PA")
     True
     """
     return hmac.new(secret, normalise(identifier).encode(), hashlib.sha256).hexdigest()
