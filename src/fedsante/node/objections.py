@@ -8,14 +8,21 @@ identifier (:func:`fedsante.privacy.objections.keyed_hash`, under a secret that 
 in its objection table, ``objections.json``. Before the first task of every run it builds the run's
 cohort without the patients whose identifier hashes to a stored value, and records in its audit chain
 how many it excluded. The identifiers themselves are never written anywhere.
+
+A burst (more new objections in one refresh than the policy's ``objection_burst_limit``) is not applied:
+the node leaves it sealed at the desk, lists the objection ids in ``objections_held.json``, records
+``objections.held`` in its chain, and holds every newer objection with it until the operator confirms
+(``fedsante node objections confirm``, :meth:`Objections.refresh` with ``confirmed_by``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +31,11 @@ import httpx
 from nacl.public import PrivateKey
 
 from fedsante.audit import AuditLog
-from fedsante.common.errors import DataError, FedsanteError
+from fedsante.common.errors import ConfigError, DataError, FedsanteError
 from fedsante.data.cohort import Cohort
 from fedsante.federation.auth import sign_request
 from fedsante.federation.messages import CatalogueDataset
+from fedsante.node.policy import NodePolicy, load_policy
 from fedsante.node.replies import raise_for_status
 from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
                                          unseal)
@@ -35,6 +43,26 @@ from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_
 PROFILE_PATH, PENDING_PATH, APPLIED_PATH = "/api/v1/node/profile", "/api/v1/node/objections", \
     "/api/v1/node/objections/applied"
 log = logging.getLogger("fedsante.node")
+DEFAULT_BURST_LIMIT = NodePolicy.model_fields["objection_burst_limit"].default
+
+
+def policy_burst_limit(path: Path) -> Callable[[], int]:
+    """The policy's ``objection_burst_limit``, re-read at each call (the default while the policy is unreadable)."""
+    def limit() -> int:
+        try:
+            return load_policy(Path(path)).objection_burst_limit
+        except ConfigError as exc:
+            log.warning("objection burst limit: %s; using %d", exc, DEFAULT_BURST_LIMIT)
+            return DEFAULT_BURST_LIMIT
+    return limit
+
+
+def _write_private(path: Path, data: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)
 
 
 class ObjectionTable:
@@ -42,10 +70,17 @@ class ObjectionTable:
 
     def __init__(self, path: Path, hash_key: bytes) -> None:
         self.path, self.hash_key = Path(path), hash_key
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the table again (another process, ``objections confirm``, may have changed it)."""
         self._rows: dict[str, dict] = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __contains__(self, objection_id: str) -> bool:
+        return objection_id in self._rows
 
     def add(self, objection_id: str, identifier: str) -> None:
         self._rows[objection_id] = {"hash": keyed_hash(self.hash_key, identifier),
@@ -55,11 +90,7 @@ class ObjectionTable:
         self._rows.pop(objection_id, None)
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(self._rows, handle, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        _write_private(self.path, self._rows)
 
     def excluded(self, table: Cohort) -> set[str]:
         """Patient ids of ``table`` under an objection."""
@@ -78,21 +109,50 @@ class Objections:
     audit: AuditLog
     datasets: list[str] = field(default_factory=list)  # published with the key, for the hospital's public page
     catalogue: Callable[[], list[CatalogueDataset]] = list  # their entries, re-read before each publication
+    burst_limit: Callable[[], int] = lambda: DEFAULT_BURST_LIMIT  # most new objections applied without confirmation
     published: dict | None = field(default=None, init=False)  # the profile the desk last accepted
+    newly_held: int = field(default=0, init=False)  # objections the last refresh held (not applied) for the first time
     _entries: list[dict] = field(default_factory=list, init=False)  # the last catalogue read
 
     @classmethod
     def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog, datasets: list[str] = (),
-             catalogue: Callable[[], list[CatalogueDataset]] = list) -> Objections:
+             catalogue: Callable[[], list[CatalogueDataset]] = list,
+             burst_limit: Callable[[], int] | None = None) -> Objections:
         """The node's objection keys (created on first use) and table, under its data directory.
 
-        ``catalogue`` returns the catalogue entries of ``datasets`` (e.g. ``node.datasets.catalogue_entries``).
+        ``catalogue`` returns the catalogue entries of ``datasets`` (e.g. ``node.datasets.catalogue_entries``);
+        ``burst_limit`` the policy's ``objection_burst_limit`` (:func:`policy_burst_limit`; default 20).
         """
         data_dir = Path(data_dir)
         box_path = data_dir / "objection_box_key"
         box_key = load_box_key(box_path) if box_path.exists() else generate_box_key(box_path)
         table = ObjectionTable(data_dir / "objections.json", load_hash_key(data_dir / "objection_hash_key"))
-        return cls(node_id, signing_key, box_key, table, audit, list(datasets), catalogue)
+        return cls(node_id, signing_key, box_key, table, audit, list(datasets), catalogue,
+                   burst_limit or (lambda: DEFAULT_BURST_LIMIT))
+
+    @property
+    def held_path(self) -> Path:
+        return self.table.path.with_name("objections_held.json")
+
+    def held(self) -> dict[str, str]:
+        """Objections held for the operator's confirmation: objection id -> when first held."""
+        return json.loads(self.held_path.read_text(encoding="utf-8")) if self.held_path.exists() else {}
+
+    def _save_held(self, held: dict[str, str]) -> None:
+        if held:
+            _write_private(self.held_path, held)
+        else:
+            self.held_path.unlink(missing_ok=True)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One refresh at a time over the data directory (the serving node and ``objections confirm``)."""
+        fd = os.open(self.table.path.with_name("objections.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def profile(self) -> dict:
         """What the node publishes: its objection key, its datasets and their catalogue entries.
@@ -115,27 +175,55 @@ class Objections:
         raise_for_status(response)
         return response.json()
 
-    async def refresh(self, client: httpx.AsyncClient) -> tuple[int, int]:
+    async def refresh(self, client: httpx.AsyncClient, *, confirmed_by: str | None = None) -> tuple[int, int]:
         """Publish the profile (once, then when it changed), apply new objections and withdrawals;
-        return ``(added, removed)``."""
+        return ``(added, removed)``.
+
+        More new objections than ``burst_limit()`` are held, none of them applied: they stay sealed at the
+        desk, listed in ``objections_held.json``, and every newer one joins them while the hold lasts.
+        ``confirmed_by`` (the operator) applies the held ones; withdrawals are never held.
+        """
         profile = self.profile()
         if profile != self.published:
             await self._call(client, "PUT", PROFILE_PATH, profile)
             self.published = profile
-        pending = (await self._call(client, "GET", PENDING_PATH))["pending"]
+        with self._locked():
+            self.table.reload()
+            pending = (await self._call(client, "GET", PENDING_PATH))["pending"]
+            held, limit = self.held(), self.burst_limit()
+            new = [item for item in pending if item["action"] == "object" and item["id"] not in self.table]
+            approved = [item for item in new if confirmed_by is not None and item["id"] in held]
+            rest = [item for item in new if confirmed_by is None or item["id"] not in held]
+            hold = len(rest) > limit or any(item["id"] in held for item in rest)
+            now = datetime.now(UTC).isoformat()
+            still_held = {item["id"]: held.get(item["id"], now) for item in rest} if hold else {}
+            self.newly_held = len(still_held.keys() - held.keys())
+            added, removed = await self._apply(client, approved + ([] if hold else rest),
+                                               [item for item in pending if item["action"] == "withdraw"])
+            if self.newly_held:
+                self.audit.append(self.node_id, "objections.held", self.node_id,
+                                  {"new": self.newly_held, "held": len(still_held), "limit": limit})
+            if confirmed_by is not None:
+                self.audit.append(self.node_id, "objections.confirmed", self.node_id,
+                                  {"operator": confirmed_by, "confirmed": len(approved), "in_force": len(self.table)})
+            if still_held != held:
+                self._save_held(still_held)
+        return added, removed
+
+    async def _apply(self, client: httpx.AsyncClient, objects: list[dict], withdrawals: list[dict]) -> tuple[int, int]:
         done, added, removed = [], 0, 0
-        for item in pending:
-            if item["action"] == "object":
-                try:
-                    self.table.add(item["id"], unseal(self.box_key, item["ciphertext"]))
-                except DataError as exc:  # not for this key: leave it pending, say so in the chain
-                    self.audit.append(self.node_id, "objection.unreadable", item["id"][:16], {"reason": str(exc)})
-                    continue
-                added += 1
-            else:
-                self.table.remove(item["id"])
-                removed += 1
-            done.append({"id": item["id"], "action": item["action"]})
+        for item in objects:
+            try:
+                self.table.add(item["id"], unseal(self.box_key, item["ciphertext"]))
+            except DataError as exc:  # not for this key: leave it pending, say so in the chain
+                self.audit.append(self.node_id, "objection.unreadable", item["id"][:16], {"reason": str(exc)})
+                continue
+            added += 1
+            done.append({"id": item["id"], "action": "object"})
+        for item in withdrawals:
+            self.table.remove(item["id"])
+            removed += 1
+            done.append({"id": item["id"], "action": "withdraw"})
         if done:
             self.table.save()
             self.audit.append(self.node_id, "objections.applied", self.node_id,
@@ -145,6 +233,7 @@ class Objections:
 
     def cohort(self, base: Cohort, run_id: str) -> Cohort:
         """The run's cohort: ``base`` without the patients under an objection, counted in the audit chain."""
+        self.table.reload()  # as 'objections confirm' may have left it
         excluded = self.table.excluded(base)
         cohort = base.without(excluded) if excluded else base
         self.audit.append(self.node_id, "cohort.built", run_id, {"patients": len(cohort.y), "excluded": len(excluded)})
