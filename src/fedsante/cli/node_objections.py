@@ -23,8 +23,17 @@ def open_objections(cfg, key, audit):
     from fedsante.node.datasets import catalogue_entries
     from fedsante.node.objections import Objections, policy_burst_limit
 
+    birth_dates = _birth_dates(cfg)
+    birth_dates()  # a second factor without its dataset column is refused now, not at the first run
     return Objections.open(cfg.data_dir, cfg.node_id, key, audit, [cfg.dataset_name],
-                           functools.partial(catalogue_entries, cfg), policy_burst_limit(cfg.policy_path))
+                           functools.partial(catalogue_entries, cfg), policy_burst_limit(cfg.policy_path), birth_dates)
+
+
+def _birth_dates(cfg):
+    from fedsante.node.datasets import load_raw, resolve_dataset
+    from fedsante.node.objections import policy_birth_dates
+
+    return policy_birth_dates(cfg.policy_path, lambda: load_raw(resolve_dataset(cfg)))
 
 
 @objections_app.callback(invoke_without_command=True)
@@ -44,7 +53,7 @@ def node_objections(ctx: typer.Context, config: ShowConfig = None) -> None:
 
     cfg = load_config(config)
     table = ObjectionTable(cfg.data_dir / "objections.json", load_hash_key(cfg.data_dir / "objection_hash_key"))
-    excluded = table.excluded(load_raw(resolve_dataset(cfg)))
+    excluded = table.excluded(load_raw(resolve_dataset(cfg)), _birth_dates(cfg)())
     entries = operator.audit_log(cfg).entries()
     rows = [{"time": e.time, "run": e.subject, **e.details} for e in entries if e.action == "cohort.built"]
     console.print(rows_table(f"Cohorts built at {cfg.node_id}", rows, ["time", "run", "patients", "excluded"]))

@@ -33,12 +33,13 @@ from nacl.public import PrivateKey
 from fedsante.audit import AuditLog
 from fedsante.common.errors import ConfigError, DataError, FedsanteError
 from fedsante.data.cohort import Cohort
+from fedsante.data.sources import RawTable
 from fedsante.federation.auth import sign_request
 from fedsante.federation.messages import CatalogueDataset
 from fedsante.node.policy import NodePolicy, load_policy
 from fedsante.node.replies import raise_for_status
-from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key, public_b64,
-                                         unseal)
+from fedsante.privacy.objections import (generate_box_key, keyed_hash, load_box_key, load_hash_key,
+                                         normalise_birth_date, open_objection, public_b64)
 
 PROFILE_PATH, PENDING_PATH, APPLIED_PATH = "/api/v1/node/profile", "/api/v1/node/objections", \
     "/api/v1/node/objections/applied"
@@ -55,6 +56,31 @@ def policy_burst_limit(path: Path) -> Callable[[], int]:
             log.warning("objection burst limit: %s; using %d", exc, DEFAULT_BURST_LIMIT)
             return DEFAULT_BURST_LIMIT
     return limit
+
+
+def policy_birth_dates(path: Path, raw: Callable[[], RawTable]) -> Callable[[], dict[str, str | None] | None]:
+    """Each patient's date of birth from the dataset column the policy names, when the policy's
+    ``objection_second_factor`` is ``"birth_date"``; None otherwise (or without a policy yet)."""
+    def birth_dates() -> dict[str, str | None] | None:
+        if not Path(path).exists():
+            return None
+        policy = load_policy(Path(path))
+        if policy.objection_second_factor == "none":
+            return None
+        table, column = raw(), policy.objection_birth_date_column
+        if column not in table.columns:
+            raise DataError(f"The node policy {path} checks each objection against the patient's date of birth "
+                            f"(objection_second_factor), but the dataset has no column {column!r}; set "
+                            "objection_birth_date_column to the column that holds it.")
+        return {str(pid): _birth_date_or_none(value) for pid, value in zip(table.patient_id, table.columns[column])}
+    return birth_dates
+
+
+def _birth_date_or_none(value: str | None) -> str | None:
+    try:
+        return normalise_birth_date(value) if value else None
+    except DataError:
+        return None
 
 
 def _write_private(path: Path, data: object) -> None:
@@ -82,9 +108,12 @@ class ObjectionTable:
     def __contains__(self, objection_id: str) -> bool:
         return objection_id in self._rows
 
-    def add(self, objection_id: str, identifier: str) -> None:
+    def add(self, objection_id: str, identifier: str, birth_date: str | None = None) -> None:
+        """Keep the keyed hash of the identifier, and of the date of birth when the patient gave one."""
         self._rows[objection_id] = {"hash": keyed_hash(self.hash_key, identifier),
                                     "applied_at": datetime.now(UTC).isoformat()}
+        if birth_date:
+            self._rows[objection_id]["birth_hash"] = keyed_hash(self.hash_key, normalise_birth_date(birth_date))
 
     def remove(self, objection_id: str) -> None:
         self._rows.pop(objection_id, None)
@@ -92,10 +121,19 @@ class ObjectionTable:
     def save(self) -> None:
         _write_private(self.path, self._rows)
 
-    def excluded(self, table: Cohort) -> set[str]:
-        """Patient ids of ``table`` under an objection."""
-        hashes = {row["hash"] for row in self._rows.values()}
-        return {pid for pid in map(str, table.patient_id) if keyed_hash(self.hash_key, pid) in hashes}
+    def excluded(self, table: Cohort, birth_dates: dict[str, str | None] | None = None) -> set[str]:
+        """Patient ids of ``table`` under an objection.
+
+        With ``birth_dates`` (patient id -> date of birth in the dataset; the second factor), only the patients
+        whose identifier and date of birth both match an objection.
+        """
+        if birth_dates is None:
+            hashes = {row["hash"] for row in self._rows.values()}
+            return {pid for pid in map(str, table.patient_id) if keyed_hash(self.hash_key, pid) in hashes}
+        pairs = {(row["hash"], row["birth_hash"]) for row in self._rows.values() if "birth_hash" in row}
+        return {pid for pid in map(str, table.patient_id)
+                if birth_dates.get(pid) and (keyed_hash(self.hash_key, pid),
+                                             keyed_hash(self.hash_key, birth_dates[pid])) in pairs}
 
 
 @dataclass
@@ -110,6 +148,7 @@ class Objections:
     datasets: list[str] = field(default_factory=list)  # published with the key, for the hospital's public page
     catalogue: Callable[[], list[CatalogueDataset]] = list  # their entries, re-read before each publication
     burst_limit: Callable[[], int] = lambda: DEFAULT_BURST_LIMIT  # most new objections applied without confirmation
+    birth_dates: Callable[[], dict[str, str | None] | None] = lambda: None  # the second factor, None: not asked
     published: dict | None = field(default=None, init=False)  # the profile the desk last accepted
     newly_held: int = field(default=0, init=False)  # objections the last refresh held (not applied) for the first time
     _entries: list[dict] = field(default_factory=list, init=False)  # the last catalogue read
@@ -117,18 +156,20 @@ class Objections:
     @classmethod
     def open(cls, data_dir: Path, node_id: str, signing_key, audit: AuditLog, datasets: list[str] = (),
              catalogue: Callable[[], list[CatalogueDataset]] = list,
-             burst_limit: Callable[[], int] | None = None) -> Objections:
+             burst_limit: Callable[[], int] | None = None,
+             birth_dates: Callable[[], dict[str, str | None] | None] | None = None) -> Objections:
         """The node's objection keys (created on first use) and table, under its data directory.
 
         ``catalogue`` returns the catalogue entries of ``datasets`` (e.g. ``node.datasets.catalogue_entries``);
-        ``burst_limit`` the policy's ``objection_burst_limit`` (:func:`policy_burst_limit`; default 20).
+        ``burst_limit`` the policy's ``objection_burst_limit`` (:func:`policy_burst_limit`; default 20);
+        ``birth_dates`` each patient's date of birth when the policy asks for that second factor, else None.
         """
         data_dir = Path(data_dir)
         box_path = data_dir / "objection_box_key"
         box_key = load_box_key(box_path) if box_path.exists() else generate_box_key(box_path)
         table = ObjectionTable(data_dir / "objections.json", load_hash_key(data_dir / "objection_hash_key"))
         return cls(node_id, signing_key, box_key, table, audit, list(datasets), catalogue,
-                   burst_limit or (lambda: DEFAULT_BURST_LIMIT))
+                   burst_limit or (lambda: DEFAULT_BURST_LIMIT), birth_dates or (lambda: None))
 
     @property
     def held_path(self) -> Path:
@@ -214,7 +255,7 @@ class Objections:
         done, added, removed = [], 0, 0
         for item in objects:
             try:
-                self.table.add(item["id"], unseal(self.box_key, item["ciphertext"]))
+                self.table.add(item["id"], *open_objection(self.box_key, item["ciphertext"]))
             except DataError as exc:  # not for this key: leave it pending, say so in the chain
                 self.audit.append(self.node_id, "objection.unreadable", item["id"][:16], {"reason": str(exc)})
                 continue
@@ -234,7 +275,7 @@ class Objections:
     def cohort(self, base: Cohort, run_id: str) -> Cohort:
         """The run's cohort: ``base`` without the patients under an objection, counted in the audit chain."""
         self.table.reload()  # as 'objections confirm' may have left it
-        excluded = self.table.excluded(base)
+        excluded = self.table.excluded(base, self.birth_dates())
         cohort = base.without(excluded) if excluded else base
         self.audit.append(self.node_id, "cohort.built", run_id, {"patients": len(cohort.y), "excluded": len(excluded)})
         return cohort
