@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ RAW_COLUMNS = ("age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",
 HOSPITALS = ("cleveland", "hungarian", "switzerland", "va")
 
 # SHA-256 of (patient_id, X, y, split) of each hospital, recorded from fedsante.data.heart.load_hospital
-# when it still read the UCI files (before the CSVs replaced them); see cohort_checksum.
+# when it still read the UCI files (before the CSVs replaced them) and the identifiers were `<hospital>-<line>`;
+# see cohort_checksum and line_ids, which maps today's random identifiers back to those.
 RECORDED = {
     "cleveland": "fd04f7aaa8ff9b9029cd939a316841f109e48e3438598478ee35184b9b093fef",
     "hungarian": "c720ae9c79f22d44c602eefcc492dc5b17ad9fac9c948a0040a3385a6f9c4931",
@@ -29,8 +31,12 @@ RECORDED = {
 }
 
 
+PATIENT_ID = re.compile(r"^[A-Z2-7]{20}$")  # 20 base32 characters drawn at random (PROVENANCE.md)
+
+
 def make_csv(raw_dir: Path, hospital: str) -> str:
-    """The bundled CSV of a hospital, derived from the UCI file and FLamby's split (PROVENANCE.md)."""
+    """The bundled CSV of a hospital, derived from the UCI file and FLamby's split (PROVENANCE.md), with the
+    former line-based identifiers ``<hospital>-<line>`` (the bundled files have random ones instead)."""
     with open(raw_dir / "flamby_split.csv", newline="", encoding="utf-8") as fh:
         split = {int(r["line_in_file"]): r["flamby_set"] for r in csv.DictReader(fh) if r["center_name"] == hospital}
     out = io.StringIO()
@@ -44,13 +50,24 @@ def make_csv(raw_dir: Path, hospital: str) -> str:
     return out.getvalue()
 
 
-def cohort_checksum(patient_id: np.ndarray, X: np.ndarray, y: np.ndarray, split: np.ndarray) -> str:
+def cohort_checksum(patient_id, X: np.ndarray, y: np.ndarray, split: np.ndarray) -> str:
     digest = hashlib.sha256()
     digest.update("\n".join(map(str, patient_id)).encode())
     digest.update(np.ascontiguousarray(X, dtype="<f8").tobytes())
     digest.update(np.ascontiguousarray(y, dtype="<f8").tobytes())
     digest.update("\n".join(map(str, split)).encode())
     return digest.hexdigest()
+
+
+def bundled_rows(hospital: str) -> list[list[str]]:
+    with open(data_dir() / "heart_disease" / f"{hospital}.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def line_ids(hospital: str, patient_id: np.ndarray) -> list[str]:
+    """The former identifier ``<hospital>-<line>`` of each bundled patient (the row order is the UCI line order)."""
+    line_of = {row[0]: n for n, row in enumerate(bundled_rows(hospital)[1:], start=1)}
+    return [f"{hospital}-{line_of[str(pid)]}" for pid in patient_id]
 
 
 def compile_bundled(hospital: str) -> Cohort:
@@ -62,10 +79,25 @@ def compile_bundled(hospital: str) -> Cohort:
 @pytest.mark.parametrize("hospital", HOSPITALS)
 def test_bundled_csv_is_derived_from_the_uci_file_and_flamby_split(hospital: str) -> None:
     # Execute
-    expected = make_csv(RAW_DIR, hospital)
+    expected = make_csv(RAW_DIR, hospital).splitlines()
+    bundled = (data_dir() / "heart_disease" / f"{hospital}.csv").read_text(encoding="utf-8")
 
-    # Assert
-    assert (data_dir() / "heart_disease" / f"{hospital}.csv").read_text(encoding="utf-8") == expected
+    # Assert: byte for byte the same, but for the patient_id of each row (random, drawn once)
+    assert bundled.endswith("\n") and "\r" not in bundled
+    lines = bundled.splitlines()
+    assert lines[0] == expected[0] and len(lines) == len(expected)
+    assert [line.split(",", 1)[1] for line in lines[1:]] == [line.split(",", 1)[1] for line in expected[1:]]
+
+
+@pytest.mark.parametrize("hospital", HOSPITALS)
+def test_bundled_patient_ids_are_random_base32_not_line_numbers(hospital: str) -> None:
+    # Execute
+    ids = [row[0] for row in bundled_rows(hospital)[1:]]
+
+    # Assert: 20 base32 characters (100 bits) each, all different, none guessable from the line
+    assert ids and all(PATIENT_ID.fullmatch(pid) for pid in ids)
+    every = [row[0] for h in HOSPITALS for row in bundled_rows(h)[1:]]
+    assert len(set(every)) == len(every)
 
 
 @pytest.mark.parametrize("hospital", HOSPITALS)
@@ -74,7 +106,8 @@ def test_compiled_hospital_equals_the_former_uci_loader(hospital: str) -> None:
     cohort = compile_bundled(hospital)
 
     # Assert
-    assert cohort_checksum(cohort.patient_id, cohort.X, cohort.y, cohort.split) == RECORDED[hospital]
+    former_ids = line_ids(hospital, cohort.patient_id)
+    assert cohort_checksum(former_ids, cohort.X, cohort.y, cohort.split) == RECORDED[hospital]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from fedsante.desk.db import Objection
 from fedsante.desk.settings import DeskSettings
 from fedsante.federation.auth import sign_request
 from fedsante.portal.app import create_app
-from fedsante.privacy.objections import public_b64, unseal
+from fedsante.privacy.objections import open_objection, public_b64, unseal
 
 ADMIN = {"authorization": "Bearer t"}
 
@@ -66,6 +66,19 @@ def test_an_objection_is_stored_sealed_and_only_the_hospital_can_open_it(desk) -
         assert session.query(Objection).one().ciphertext is None
 
 
+def test_a_date_of_birth_is_sealed_with_the_identifier_and_the_form_checks_it(desk) -> None:
+    _, client, keys = desk
+    box = publish(client, keys)
+    body = {"hospital": "chu-lille", "identifier": "IPP-0042", "birth_date": "07/03/1951"}
+    assert client.post("/api/v1/objections", json=body).status_code == 201
+    blank = client.post("/opposition", data={**body, "birth_date": ""}, follow_redirects=False)
+    assert blank.status_code == 303  # the date is optional
+    refused = client.post("/en/objection", data={**body, "birth_date": "March 1951"})
+    assert refused.status_code == 422 and "Give your date of birth as YYYY-MM-DD" in refused.text
+    pending = signed(client, keys["chu-lille"], "chu-lille", "GET", "/api/v1/node/objections").json()["pending"]
+    assert [open_objection(box, p["ciphertext"]) for p in pending] == [("IPP-0042", "1951-03-07"), ("IPP-0042", None)]
+
+
 def test_a_withdrawal_before_the_node_saw_it_is_immediate_after_it_goes_through_the_node(desk) -> None:
     _, client, keys = desk
     publish(client, keys)
@@ -96,6 +109,8 @@ def test_hospitals_list_says_who_accepts_objections_and_hides_small_counts(desk)
     ({"hospital": "chu-lille", "identifier": "x" * 101}, 422, "identifier"),
     ({"hospital": "chu-lille", "identifier": "a\tb"}, 422, "printable"),
     ({"hospital": "chu-lille"}, 422, "identifier"),
+    ({"hospital": "chu-lille", "identifier": "IPP-1", "birth_date": "31/02/1951"}, 422, "date of birth"),
+    ({"hospital": "chu-lille", "identifier": "IPP-1", "birth_date": "1951-03-07T00"}, 422, "birth_date"),
 ])
 def test_bad_objections_are_refused_with_a_reason(desk, body, status, pattern) -> None:
     _, client, keys = desk

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from live_desk import live  # noqa: F401  (fixture)
 
+from fedsante.data.heart import load_hospital
+
 pytestmark = pytest.mark.e2e
 
 
@@ -75,7 +77,8 @@ def test_the_objection_form_gives_a_receipt_and_refuses_bad_input_in_plain_words
     assert bad.status_code == 422 and "de 1 à 100 caractères imprimables" in bad.text
     missing = httpx.post(live.url + "/en/objection", data={"hospital": "nowhere", "identifier": "x"}, timeout=20)
     assert missing.status_code == 404 and "Choose a hospital from the list." in missing.text
-    sent = httpx.post(live.url + "/opposition", data={"hospital": "hungarian", "identifier": "hungarian-7"},
+    patient = str(load_hospital("hungarian").patient_id[6])
+    sent = httpx.post(live.url + "/opposition", data={"hospital": "hungarian", "identifier": patient},
                       timeout=20, follow_redirects=False)
     assert sent.status_code == 303
     receipt = get(live, sent.headers["location"])

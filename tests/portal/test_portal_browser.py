@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from live_desk import live  # noqa: F401  (fixture)
 
+from fedsante.data.heart import load_hospital
+
 CHROMIUM = shutil.which("chromium")
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")]
@@ -66,7 +68,7 @@ def test_a_patient_objects_with_the_form_and_reads_the_receipt(live, browser, tm
     page = watched(browser, errors)
     page.goto(live.url + "/opposition", wait_until="load")
     page.get_by_label("hôpital", exact=True).select_option("cleveland")
-    page.get_by_label("Votre identifiant à l'hôpital").fill("cleveland-20")
+    page.get_by_label("Votre identifiant à l'hôpital").fill(str(load_hospital("cleveland").patient_id[19]))
     shot(page, tmp_path / "objection.png")
     page.get_by_role("button", name="Envoyer").click()
     page.wait_for_url(re.compile(r"/opposition/[A-Z0-9-]+\?new=1$"))

@@ -12,6 +12,7 @@ import typer
 
 from fedsante.cli.common import (DEFAULT_DESK, DEFAULT_TOKEN_FILE, ConfigOpt, DeskUrl, TokenFile, console, friendly,
                                  rows_table, setup_logging, with_desk)
+from fedsante.cli.node_objections import objections_app
 from fedsante.common.errors import ConfigError, field_problems
 
 node_app = typer.Typer(help="Run and manage a hospital node (hospital data officer).", no_args_is_help=True)
@@ -21,6 +22,7 @@ dataset_app = typer.Typer(help="Register and list the datasets this node holds (
                           no_args_is_help=True)
 node_app.add_typer(policy_app, name="policy")
 node_app.add_typer(dataset_app, name="dataset")
+node_app.add_typer(objections_app, name="objections")
 Operator = Annotated[str, typer.Option(help="Who decides (recorded in the node's audit chain).")]
 MapOpt = Annotated[list[str], typer.Option(
     "--map", help="Map a study variable: variable=Column or variable=Column:{local:study,...} (repeatable).")]
@@ -166,8 +168,7 @@ def node_serve(config: ConfigOpt) -> None:
     from fedsante.node import operator
     from fedsante.node.agent import NodeAgent
     from fedsante.node.config import load_config
-    from fedsante.node.objections import Objections
-
+    from fedsante.cli.node_objections import open_objections
     from fedsante.node.datasets import build_cohort, catalogue_entries, load_raw, resolve_dataset
 
     setup_logging()
@@ -188,9 +189,7 @@ def node_serve(config: ConfigOpt) -> None:
             agent = NodeAgent(node_id=cfg.node_id, source=functools.partial(build_cohort, cfg), key=key,
                               client=client, guard=guard,
                               poll_seconds=cfg.poll_seconds, meter=meter,
-                              objections=Objections.open(cfg.data_dir, cfg.node_id, key, guard.audit,
-                                                         [cfg.dataset_name],
-                                                         functools.partial(catalogue_entries, cfg)))
+                              objections=open_objections(cfg, key, guard.audit))
             logging.getLogger("fedsante.node").info("node %s: %d rows in %s; polling %s", cfg.node_id, rows,
                                                     cfg.dataset_name, cfg.desk_url)
             await agent.run_forever()
@@ -273,27 +272,6 @@ def node_ledger(config: ConfigOpt) -> None:
               for name, spent in PrivacyLedger(audit).totals().items()]
     console.print(rows_table("Spent per dataset (sum over runs and projects)", totals,
                              ["dataset", "epsilon", "delta", "runs", "epsilon_cap"]))
-
-
-@node_app.command("objections")
-@friendly
-def node_objections(config: ConfigOpt) -> None:
-    """Objections in force at this hospital, and how many patients each run's cohort left out."""
-    from fedsante.node import operator
-    from fedsante.node.config import load_config
-    from fedsante.node.objections import ObjectionTable
-    from fedsante.privacy.objections import load_hash_key
-
-    cfg = load_config(config)
-    table = ObjectionTable(cfg.data_dir / "objections.json", load_hash_key(cfg.data_dir / "objection_hash_key"))
-    from fedsante.node.datasets import load_raw, resolve_dataset
-
-    excluded = table.excluded(load_raw(resolve_dataset(cfg)))
-    rows = [{"time": e.time, "run": e.subject, **e.details} for e in operator.audit_log(cfg).entries()
-            if e.action == "cohort.built"]
-    console.print(rows_table(f"Cohorts built at {cfg.node_id}", rows, ["time", "run", "patients", "excluded"]))
-    console.print(f"{len(table)} objection(s) in force; {len(excluded)} patient(s) of {cfg.dataset_name} are left out "
-                  "of every new run. The identifiers are not stored: only keyed hashes (docs/objections.md).")
 
 
 @policy_app.command("show")

@@ -21,7 +21,8 @@ from fedsante.desk import limits
 from fedsante.desk.db import Node, Objection, utcnow
 from fedsante.desk.node_routes import authenticate, parse_body
 from fedsante.federation.messages import MAX_CATALOGUE_DATASETS, CatalogueDataset
-from fedsante.privacy.objections import MAX_IDENTIFIER, new_receipt, normalise, parse_box_public_key, receipt_id, seal
+from fedsante.privacy.objections import (MAX_IDENTIFIER, new_receipt, normalise, normalise_birth_date,
+                                         parse_box_public_key, receipt_id, seal)
 
 public = APIRouter(prefix="/api/v1/objections", tags=["public"])
 hospitals = APIRouter(prefix="/api/v1", tags=["public"])
@@ -32,6 +33,9 @@ class ObjectionIn(BaseModel):
     hospital: str = Field(min_length=1, max_length=64, description="The hospital's node id (see /api/v1/hospitals).")
     identifier: str = Field(min_length=1, max_length=MAX_IDENTIFIER,
                             description="The identifier the hospital knows the patient by; sealed on arrival.")
+    birth_date: str | None = Field(None, max_length=10, description=(
+        "The patient's date of birth, YYYY-MM-DD (optional): sealed with the identifier; a hospital that asks "
+        "for it applies the objection only when both match its record."))
 
 
 class ProfileIn(BaseModel):
@@ -76,8 +80,10 @@ class AppliedIn(BaseModel):
     applied: list[Applied] = Field(max_length=10_000)
 
 
-def submit(desk, hospital: str, identifier: str, client: str = "") -> tuple[str, dict]:
-    """Seal and store an objection; return the receipt code (shown once) and its status.
+def submit(desk, hospital: str, identifier: str, client: str = "",
+           birth_date: str | None = None) -> tuple[str, dict]:
+    """Seal and store an objection (with the date of birth, if given); return the receipt code (shown once)
+    and its status.
 
     ``client`` (the caller's address) may submit at most ``objections_per_minute`` per minute (every worker).
     """
@@ -85,6 +91,7 @@ def submit(desk, hospital: str, identifier: str, client: str = "") -> tuple[str,
     limits.check(desk, limits.client_key("objection", client), per_minute,
                  f"Too many objections from this address: at most {per_minute} per minute. Wait a minute and try again.")
     identifier = normalise(identifier)
+    birth_date = normalise_birth_date(birth_date) if birth_date and birth_date.strip() else None
     with desk.sessions() as session:
         row = session.get(Node, hospital)
         if row is None:
@@ -92,7 +99,8 @@ def submit(desk, hospital: str, identifier: str, client: str = "") -> tuple[str,
         if row.objection_key is None:
             raise Conflict(f"Hospital {hospital!r} cannot receive objections yet: its node has not published its key.")
         receipt = new_receipt()
-        objection = Objection(id=receipt_id(receipt), node_id=hospital, ciphertext=seal(row.objection_key, identifier))
+        objection = Objection(id=receipt_id(receipt), node_id=hospital,
+                              ciphertext=seal(row.objection_key, identifier, birth_date))
         session.add(objection)
         session.commit()
         out = _status(objection, row)
@@ -176,7 +184,8 @@ def get_hospitals(request: Request) -> list[dict]:
 def post_objection(body: ObjectionIn, request: Request) -> dict:
     """Object to the use of your data by one hospital. Keep the receipt code: it shows when the objection is
     applied and lets you withdraw it. The identifier is sealed to the hospital's key before it is stored."""
-    receipt, out = submit(request.app.state.desk, body.hospital, body.identifier, _client(request))
+    receipt, out = submit(request.app.state.desk, body.hospital, body.identifier, _client(request),
+                          body.birth_date)
     return {"receipt": receipt, **out}
 
 

@@ -274,6 +274,10 @@ class NodeAgent:
         self._refreshed = time.monotonic()
         if added or removed:
             log.info("node %s: %d objection(s) applied, %d withdrawn", self.node_id, added, removed)
+        if self.objections.newly_held:
+            log.warning("node %s: %d new objection(s) held, not applied: more than the policy's objection_burst_limit "
+                        "at once; review, then 'fedsante node objections confirm'", self.node_id,
+                        self.objections.newly_held)
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
         """Poll until ``stop`` is set; back off (up to 10 s) while the desk is unreachable."""

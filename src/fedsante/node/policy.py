@@ -11,6 +11,7 @@ import os
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,6 +51,17 @@ class NodePolicy(_Strict):
     require_secure_aggregation: bool = Field(True, description="Send model updates only masked by secure aggregation.")
     require_differential_privacy: bool = Field(
         True, description="Run only differentially private tasks (privacy 'record' or 'client'), within the budget.")
+    objection_burst_limit: int = Field(
+        20, ge=0, le=100_000,
+        description="Most new patient objections one refresh may apply; a larger batch is held, unapplied and "
+                    "still sealed at the desk, until the operator runs 'fedsante node objections confirm' "
+                    "(docs/objections.md).")
+    objection_second_factor: Literal["none", "birth_date"] = Field(
+        "none", description="'birth_date': apply an objection only to the patient whose identifier and date of "
+                            "birth both match the one the patient gave (docs/objections.md).")
+    objection_birth_date_column: str = Field(
+        "birth_date", min_length=1, description="The dataset column holding the date of birth (YYYY-MM-DD, "
+                                                "DD/MM/YYYY or YYYYMMDD), read at the node only.")
 
     def trusted(self) -> dict[str, str]:
         return {k.key_id: k.public_key for k in self.trusted_desk_keys}
@@ -84,7 +96,10 @@ def dump_policy(policy: NodePolicy) -> str:
     lines = ["# fedsante node policy: this hospital's own limits. Edit with 'fedsante node policy'.",
              f"k_min_floor = {policy.k_min_floor}",
              f"require_secure_aggregation = {_toml_value(policy.require_secure_aggregation)}",
-             f"require_differential_privacy = {_toml_value(policy.require_differential_privacy)}", ""]
+             f"require_differential_privacy = {_toml_value(policy.require_differential_privacy)}",
+             f"objection_burst_limit = {policy.objection_burst_limit}",
+             f"objection_second_factor = {_toml_value(policy.objection_second_factor)}",
+             f"objection_birth_date_column = {_toml_value(policy.objection_birth_date_column)}", ""]
     for key in policy.trusted_desk_keys:
         lines += ["[[trusted_desk_keys]]", *(f"{k} = {_toml_value(v)}" for k, v in key.model_dump().items()), ""]
     for name, dataset in policy.datasets.items():

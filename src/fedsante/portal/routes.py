@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from fedsante.common.errors import Conflict, FedsanteError, NotFound, TooManyRequests
+from fedsante.common.errors import Conflict, DataError, FedsanteError, NotFound, TooManyRequests
 from fedsante.desk import objections
 from fedsante.portal import data, opendata
 from fedsante.portal.present import registry_rows
 from fedsante.portal.schema import json_schema
 from fedsante.portal.texts import PATHS, STATUS, T
+from fedsante.privacy.objections import normalise_birth_date
 from fedsante.reports.render import render_html
 from fedsante.reports.trust import build_report
 
@@ -147,8 +148,14 @@ def _register(lang: str) -> None:
         body = (await request.body())[:MAX_FORM]
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         try:
+            if form.get("birth_date", "").strip():
+                normalise_birth_date(form["birth_date"])
+        except DataError:
+            return render(lang, "objection.html", "objection", {}, {"hospitals": objections.hospital_list(desk)},
+                          status=422, json=False, error=T[lang]["err_birth_date"])
+        try:
             receipt, _ = objections.submit(desk, form.get("hospital", ""), form.get("identifier", ""),
-                                           request.client.host if request.client else "")
+                                           request.client.host if request.client else "", form.get("birth_date"))
         except FedsanteError as exc:
             message = T[lang][{NotFound: "err_hospital", Conflict: "err_unavailable",
                                 TooManyRequests: "err_too_many"}.get(type(exc), "err_identifier")]

@@ -81,6 +81,7 @@ T = {
                            "de patient d'un courrier de l'hôpital). L'identifiant est chiffré pour cet hôpital dès "
                            "réception : le guichet ne le voit jamais en clair. Gardez le code de reçu qui s'affiche "
                            "ensuite : il permet de suivre votre opposition et de la retirer.",
+        "birth_date": "Votre date de naissance (si l'hôpital la demande)",
         "identifier": "Votre identifiant à l'hôpital", "choose": "Choisissez un hôpital", "send": "Envoyer",
         "receipt_title": "Votre opposition", "receipt_code": "Code de reçu", "keep": "Notez ce code : il ne sera "
         "plus affiché et personne ne peut le retrouver pour vous.",
@@ -101,6 +102,8 @@ T = {
         "who": "journal", "seq": "entrées", "head": "empreinte de tête", "reported": "publiée le",
         "project": "projet", "created": "créée le", "retired": "retirée le", "check": "vérification",
         "err_identifier": "Indiquez votre identifiant : de 1 à 100 caractères imprimables.",
+        "err_birth_date": "Indiquez votre date de naissance sous la forme AAAA-MM-JJ (ou JJ/MM/AAAA), "
+                          "ou laissez-la vide.",
         "err_hospital": "Choisissez un hôpital de la liste.",
         "err_too_many": "Trop d'oppositions envoyées depuis cette adresse : attendez une minute puis réessayez.",
         "err_unavailable": "Cet hôpital ne peut pas encore recevoir d'oppositions ; réessayez plus tard ou écrivez à "
@@ -156,6 +159,7 @@ T = {
                            "a letter from the hospital). The identifier is encrypted for that hospital as soon as it "
                            "arrives: the desk never sees it in clear. Keep the receipt code shown next: it lets you "
                            "follow your objection and withdraw it.",
+        "birth_date": "Your date of birth (if the hospital asks for it)",
         "identifier": "Your identifier at the hospital", "choose": "Choose a hospital", "send": "Send",
         "receipt_title": "Your objection", "receipt_code": "Receipt code", "keep": "Write this code down: it will "
         "not be shown again and nobody can find it for you.",
@@ -175,6 +179,7 @@ T = {
         "who": "log", "seq": "entries", "head": "head hash", "reported": "published on",
         "project": "project", "created": "created on", "retired": "retired on", "check": "check",
         "err_identifier": "Give your identifier: 1 to 100 printable characters.",
+        "err_birth_date": "Give your date of birth as YYYY-MM-DD (or DD/MM/YYYY), or leave it empty.",
         "err_hospital": "Choose a hospital from the list.",
         "err_too_many": "Too many objections sent from this address: wait a minute and try again.",
         "err_unavailable": "This hospital cannot receive objections yet; try again later or write to its data "

@@ -5,6 +5,10 @@ identifier to that hospital's X25519 public key (libsodium's sealed box: an ephe
 X25519 and XSalsa20-Poly1305) and stores only the ciphertext. Only the hospital node can open it;
 it then keeps a keyed hash (HMAC-SHA256 under a secret that never leaves the node) rather than the
 identifier itself, and excludes every patient whose identifier hashes to a stored value.
+
+A patient may also give their date of birth, a second factor sealed with the identifier (a line
+break between them, which an identifier cannot contain); a node whose policy asks for it excludes a
+patient only when both match its record.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
 
 from nacl.exceptions import CryptoError
@@ -29,8 +34,8 @@ RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read alou
 def normalise(identifier: str) -> str:
     """The identifier as compared: surrounding spaces removed; refused when empty, too long or not printable.
 
-    >>> normalise("  cleveland-12 ")
-    'cleveland-12'
+    >>> normalise("  Q4ZK7M2TXB5HWR3NJ6PA ")
+    'Q4ZK7M2TXB5HWR3NJ6PA'
     """
     if not isinstance(identifier, str):
         raise DataError(f"A patient identifier must be text. Got {type(identifier).__name__}.")
@@ -91,10 +96,38 @@ def parse_box_public_key(value: str) -> PublicKey:
     return PublicKey(raw)
 
 
-def seal(public_key_b64: str, identifier: str) -> str:
-    """The identifier sealed to the hospital's key, as base64; only that hospital can open it."""
+BIRTH_DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%Y%m%d")
+
+
+def normalise_birth_date(value: str) -> str:
+    """A date of birth as compared, ``YYYY-MM-DD``; also read as ``DD/MM/YYYY`` or ``YYYYMMDD``.
+
+    >>> normalise_birth_date(" 07/03/1951 "), normalise_birth_date("19510307")
+    ('1951-03-07', '1951-03-07')
+    """
+    text = value.strip() if isinstance(value, str) else ""
+    for fmt in BIRTH_DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if 1850 <= parsed.year <= 2200:
+            return parsed.date().isoformat()
+    raise DataError("A date of birth must be a date written YYYY-MM-DD (or DD/MM/YYYY).")
+
+
+def seal(public_key_b64: str, identifier: str, birth_date: str | None = None) -> str:
+    """The identifier (and the date of birth, if given) sealed to the hospital's key, as base64; only that
+    hospital can open it."""
     box = SealedBox(parse_box_public_key(public_key_b64))
-    return base64.b64encode(box.encrypt(normalise(identifier).encode())).decode()
+    text = normalise(identifier) + (f"\n{normalise_birth_date(birth_date)}" if birth_date else "")
+    return base64.b64encode(box.encrypt(text.encode())).decode()
+
+
+def open_objection(key: PrivateKey, ciphertext_b64: str) -> tuple[str, str | None]:
+    """The identifier and the date of birth (None when the patient gave none) of a sealed objection."""
+    identifier, _, birth_date = unseal(key, ciphertext_b64).partition("\n")
+    return identifier, birth_date or None
 
 
 def unseal(key: PrivateKey, ciphertext_b64: str) -> str:
@@ -115,7 +148,7 @@ def load_hash_key(path: Path) -> bytes:
 def keyed_hash(secret: bytes, identifier: str) -> str:
     """HMAC-SHA256 of the normalised identifier under the node's secret, hex.
 
-    >>> keyed_hash(b"k" * 32, "cleveland-12") == keyed_hash(b"k" * 32, " cleveland-12")
+    >>> keyed_hash(b"k" * 32, "Q4ZK7M2TXB5HWR3NJ6PA") == keyed_hash(b"k" * 32, " Q4ZK7M2TXB5HWR3NJ6PA")
     True
     """
     return hmac.new(secret, normalise(identifier).encode(), hashlib.sha256).hexdigest()
