@@ -20,13 +20,13 @@ from fedsante import __version__
 from fedsante.desk.access import ANY_ROLE, Needs, Principal, new_token, token_sha256
 from fedsante.desk.db import Account, Approval, Node, Organisation, Project, Run, TaskRecord, utcnow
 from fedsante.desk.release import automatic_checks, release, releasers_of, visible
-from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
+from fedsante.desk.schemas import ERROR_RESPONSES, AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
 from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from fedsante.algorithms.catalogue import catalogue
 from fedsante.common.keys import parse_public_key
 
-router = APIRouter()
-api = APIRouter(prefix="/api/v1")
+router = APIRouter(responses=ERROR_RESPONSES)
+api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(Needs("admin"))]
 Anyone = Annotated[Principal, Depends(ANY_ROLE)]
 MAX_ACCOUNT_YEARS = 3
