@@ -1,0 +1,106 @@
+"""Fuzz the desk API from its OpenAPI schema (schemathesis), in-process, under every identity.
+
+Each generated request is sent once per identity (no token, a bad token, one account of each role):
+no answer may be a 5xx, and every status must be one the schema declares for the operation (the
+desk's error statuses are declared once per router, fedsante.desk.schemas.ERROR_RESPONSES). The
+run is derandomized (the same requests on every run) and bounded: about 10,000 requests in all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error, status_code_conformance
+
+from fedsante.desk.access import ROLES
+from fedsante.desk.schemas import ERROR_RESPONSES
+from fedsante.desk.settings import DeskSettings
+from fedsante.portal.app import create_app
+
+ADMIN_TOKEN = "fst_fuzz-admin-token-for-tests"
+MIN_REQUESTS = 10_000
+EXAMPLES_PER_OPERATION = 35  # x 2 modes x operations x identities >= MIN_REQUESTS (asserted below)
+
+
+def is_desk_api(path: str) -> bool:
+    """The desk's JSON API (the portal's HTML pages are fuzzed by their own tests)."""
+    return path == "/health" or path.startswith("/api/")
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("fuzz-desk")
+    app = create_app(DeskSettings(data_dir=data_dir, database_url="sqlite://"), admin_token=ADMIN_TOKEN)
+    with TestClient(app) as client:
+        admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert client.post("/api/v1/organisations", json={"name": "Org"}, headers=admin).status_code == 201
+        end = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+        identities: dict[str, dict[str, str]] = {"no token": {}, "bad token": {"authorization": "Bearer fst_not-a-token"}}
+        for role in ROLES:
+            if role == "admin":
+                token = ADMIN_TOKEN
+            else:
+                response = client.post("/api/v1/accounts", headers=admin, json={
+                    "name": f"fuzz-{role}", "organisation": "Org", "role": role, "end_date": end})
+                token = response.json()["token"]
+            identities[role] = {"authorization": f"Bearer {token}"}
+        yield app, identities
+
+
+def test_every_desk_operation_declares_the_error_statuses_with_the_error_body(desk) -> None:
+    app, _ = desk
+    spec = app.openapi()
+    assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "errors", "status"}
+    for path, methods in spec["paths"].items():
+        if is_desk_api(path):
+            for method, operation in methods.items():
+                for status in ERROR_RESPONSES:
+                    declared = operation["responses"].get(str(status))
+                    assert declared, (method, path, status)
+                    assert declared["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+
+
+def test_the_desk_api_answers_every_generated_request_without_a_server_error(desk) -> None:
+    app, identities = desk
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [op for op in operations if is_desk_api(op.path)]
+    assert len(operations) >= 40, [op.label for op in operations]
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def fuzz(case) -> None:
+                for who, headers in identities.items():
+                    response = case.call(headers=dict(headers))  # call() adds its own headers to the dict
+                    statuses[response.status_code] += 1
+                    try:
+                        case.validate_response(response, checks=[not_a_server_error, status_code_conformance],
+                                               headers=dict(headers))
+                    except AssertionError as exc:
+                        raise AssertionError(f"{operation.label} ({mode.value}) as {who}: {exc}") from None
+
+            try:
+                fuzz()
+            except Unsatisfiable:  # no invalid request exists for an operation without parameters
+                assert mode is GenerationMode.NEGATIVE, operation.label
+            except AssertionError as exc:
+                failures.append(str(exc))
+
+    assert not failures, "\n\n".join(failures)
+    total = sum(statuses.values())
+    assert total >= MIN_REQUESTS, (total, statuses)
+    assert not [s for s in statuses if s >= 500], statuses
+    print(f"fuzz: {total} requests, statuses {dict(sorted(statuses.items()))}")
