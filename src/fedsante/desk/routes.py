@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -78,11 +78,12 @@ def privacy_ledgers(request: Request) -> dict:
     return {"nodes": nodes}
 
 
-@api.get("/audit/desk", tags=["audit"], response_class=PlainTextResponse)
-def audit_export(request: Request, _who: Annotated[Principal, Depends(Needs("auditor", "admin"))]) -> str:
+@api.get("/audit/desk", tags=["audit"], response_class=Response,  # errors stay JSON (ErrorBody) in the schema
+         responses={200: {"description": "JSON lines", "content": {"text/plain": {"schema": {"type": "string"}}}}})
+def audit_export(request: Request, _who: Annotated[Principal, Depends(Needs("auditor", "admin"))]) -> Response:
     """The desk's audit chain as JSON lines; check it with 'fedsante audit verify'."""
     path = request.app.state.desk.settings.audit_path
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+    return PlainTextResponse(path.read_text(encoding="utf-8") if path.exists() else "")
 
 
 @api.post("/organisations", status_code=201, tags=["registry"])
