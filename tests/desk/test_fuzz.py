@@ -17,7 +17,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, status_code_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from fedsante.desk.access import ROLES
 from fedsante.desk.schemas import ERROR_RESPONSES
@@ -27,6 +32,7 @@ from fedsante.portal.app import create_app
 ADMIN_TOKEN = "fst_fuzz-admin-token-for-tests"
 MIN_REQUESTS = 10_000
 EXAMPLES_PER_OPERATION = 35  # x 2 modes x operations x identities >= MIN_REQUESTS (asserted below)
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def is_desk_api(path: str) -> bool:
@@ -87,7 +93,7 @@ def test_the_desk_api_answers_every_generated_request_without_a_server_error(des
                     response = case.call(headers=dict(headers))  # call() adds its own headers to the dict
                     statuses[response.status_code] += 1
                     try:
-                        case.validate_response(response, checks=[not_a_server_error, status_code_conformance],
+                        case.validate_response(response, checks=CHECKS,
                                                headers=dict(headers))
                     except AssertionError as exc:
                         raise AssertionError(f"{operation.label} ({mode.value}) as {who}: {exc}") from None
