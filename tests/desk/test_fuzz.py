@@ -1,6 +1,7 @@
 """Fuzz the desk API from its OpenAPI schema (schemathesis), in-process, under every identity.
 
-Each generated request is sent once per identity (no token, a bad token, one account of each role):
+Each generated request is sent once per identity (no token, a bad token, one account of each role, and for
+the node protocol a registered node signing the request):
 no answer may be a 5xx, and every status must be one the schema declares for the operation (the
 desk's error statuses are declared once per router, fedsante.desk.schemas.ERROR_RESPONSES). The
 run is derandomized (the same requests on every run) and bounded: about 10,000 requests in all.
@@ -12,7 +13,9 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -24,12 +27,16 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from fedsante.common.keys import public_key_b64
 from fedsante.desk.access import ROLES
 from fedsante.desk.schemas import ERROR_RESPONSES
 from fedsante.desk.settings import DeskSettings
+from fedsante.federation.auth import sign_request
 from fedsante.portal.app import create_app
 
 ADMIN_TOKEN = "fst_fuzz-admin-token-for-tests"
+NODE_ID = "fuzz-node"
+NODE_KEY = Ed25519PrivateKey.generate()
 MIN_REQUESTS = 10_000
 EXAMPLES_PER_OPERATION = 35  # x 2 modes x operations x identities >= MIN_REQUESTS (asserted below)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -43,7 +50,8 @@ def is_desk_api(path: str) -> bool:
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("fuzz-desk")
-    app = create_app(DeskSettings(data_dir=data_dir, database_url="sqlite://"), admin_token=ADMIN_TOKEN)
+    settings = DeskSettings(data_dir=data_dir, database_url="sqlite://", long_poll_max_seconds=0.01)
+    app = create_app(settings, admin_token=ADMIN_TOKEN)
     with TestClient(app) as client:
         admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         assert client.post("/api/v1/organisations", json={"name": "Org"}, headers=admin).status_code == 201
@@ -57,7 +65,20 @@ def desk(tmp_path_factory):
                     "name": f"fuzz-{role}", "organisation": "Org", "role": role, "end_date": end})
                 token = response.json()["token"]
             identities[role] = {"authorization": f"Bearer {token}"}
+        assert client.post("/api/v1/nodes", headers=admin, json={
+            "node_id": NODE_ID, "organisation": "Org", "public_key": public_key_b64(NODE_KEY)}).status_code == 201
+        identities["node"] = {}  # signed per request (node_headers)
         yield app, identities
+
+
+def node_headers(case) -> dict[str, str]:
+    """Headers signing ``case`` as the registered node (path with its query, body bytes as sent)."""
+    kwargs = case.as_transport_kwargs(base_url="http://testserver")
+    prepared = requests.Request(**{k: v for k, v in kwargs.items() if k in (
+        "method", "url", "headers", "params", "json", "data", "files", "cookies")}).prepare()
+    body = prepared.body or b""
+    return sign_request(NODE_KEY, NODE_ID, case.method, prepared.path_url,
+                        body.encode() if isinstance(body, str) else body)
 
 
 def test_every_desk_operation_declares_the_error_statuses_with_the_error_body(desk) -> None:
@@ -81,6 +102,7 @@ def test_the_desk_api_answers_every_generated_request_without_a_server_error(des
     operations = [op for op in operations if is_desk_api(op.path)]
     assert len(operations) >= 40, [op.label for op in operations]
     statuses: Counter[int] = Counter()
+    node_statuses: Counter[int] = Counter()  # the signed node's requests: many get past its signature
     failures: list[str] = []
 
     for operation in operations:
@@ -90,8 +112,14 @@ def test_the_desk_api_answers_every_generated_request_without_a_server_error(des
             @given(case=operation.as_strategy(generation_mode=mode))
             def fuzz(case) -> None:
                 for who, headers in identities.items():
+                    if who == "node":
+                        if not operation.path.startswith("/api/v1/node/"):
+                            continue
+                        headers = node_headers(case)
                     response = case.call(headers=dict(headers))  # call() adds its own headers to the dict
                     statuses[response.status_code] += 1
+                    if who == "node":
+                        node_statuses[response.status_code] += 1
                     try:
                         case.validate_response(response, checks=CHECKS,
                                                headers=dict(headers))
@@ -109,4 +137,6 @@ def test_the_desk_api_answers_every_generated_request_without_a_server_error(des
     total = sum(statuses.values())
     assert total >= MIN_REQUESTS, (total, statuses)
     assert not [s for s in statuses if s >= 500], statuses
+    assert sum(n for status, n in node_statuses.items() if status < 300) >= 25, node_statuses
+    print(f"fuzz: node {dict(sorted(node_statuses.items()))}")
     print(f"fuzz: {total} requests, statuses {dict(sorted(statuses.items()))}")
