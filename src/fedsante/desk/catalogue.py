@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from fedsante.desk.access import ANY_ROLE, Principal
 from fedsante.desk.db import Node
+from fedsante.desk.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1", tags=["registry"])
+router = APIRouter(prefix="/api/v1", tags=["registry"], responses=ERROR_RESPONSES)
 Anyone = Annotated[Principal, Depends(ANY_ROLE)]
 
 

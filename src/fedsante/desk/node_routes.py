@@ -18,11 +18,12 @@ from fedsante.desk import limits
 from fedsante.desk import projects as lifecycle
 from fedsante.desk.db import Acceptance, Approval, Node, utcnow
 from fedsante.desk.runs import record_audit_head, verify_result
+from fedsante.desk.schemas import ERROR_RESPONSES
 from fedsante.federation.approval import AcceptanceNotice
 from fedsante.federation.auth import NODE_HEADER, verify_request
 from fedsante.federation.messages import TaskResult
 
-router = APIRouter(prefix="/api/v1/node", tags=["node protocol"])
+router = APIRouter(prefix="/api/v1/node", tags=["node protocol"], responses=ERROR_RESPONSES)
 
 
 async def authenticate(request: Request) -> tuple[str, str, bytes]:

@@ -20,13 +20,14 @@ from fedsante.common.keys import canonical_json, sha256_hex
 from fedsante.desk import limits
 from fedsante.desk.db import Node, Objection, utcnow
 from fedsante.desk.node_routes import authenticate, parse_body
+from fedsante.desk.schemas import ERROR_RESPONSES
 from fedsante.federation.messages import MAX_CATALOGUE_DATASETS, CatalogueDataset
 from fedsante.privacy.objections import (MAX_IDENTIFIER, new_receipt, normalise, normalise_birth_date,
                                          parse_box_public_key, receipt_id, seal)
 
-public = APIRouter(prefix="/api/v1/objections", tags=["public"])
-hospitals = APIRouter(prefix="/api/v1", tags=["public"])
-node = APIRouter(prefix="/api/v1/node", tags=["node protocol"])
+public = APIRouter(prefix="/api/v1/objections", tags=["public"], responses=ERROR_RESPONSES)
+hospitals = APIRouter(prefix="/api/v1", tags=["public"], responses=ERROR_RESPONSES)
+node = APIRouter(prefix="/api/v1/node", tags=["node protocol"], responses=ERROR_RESPONSES)
 
 
 class ObjectionIn(BaseModel):

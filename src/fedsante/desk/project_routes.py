@@ -14,8 +14,9 @@ from fedsante.desk.access import ANY_ROLE, Needs, Principal
 from fedsante.desk.charter import run_checks
 from fedsante.desk.db import Acceptance, Account, Approval, Organisation, Project, ProjectEvent, Review, Run
 from fedsante.desk.registry import ProjectSpec
+from fedsante.desk.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"], responses=ERROR_RESPONSES)
 Holder = Annotated[Principal, Depends(Needs("holder"))]
 Reviewer = Annotated[Principal, Depends(Needs("reviewer"))]
 Admin = Annotated[Principal, Depends(Needs("admin"))]

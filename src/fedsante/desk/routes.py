@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -20,13 +20,13 @@ from fedsante import __version__
 from fedsante.desk.access import ANY_ROLE, Needs, Principal, new_token, token_sha256
 from fedsante.desk.db import Account, Approval, Node, Organisation, Project, Run, TaskRecord, utcnow
 from fedsante.desk.release import automatic_checks, release, releasers_of, visible
-from fedsante.desk.schemas import AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
+from fedsante.desk.schemas import ERROR_RESPONSES, AccountIn, NodeIn, OrganisationIn, ReleaseIn, RunIn, RunOut
 from fedsante.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from fedsante.algorithms.catalogue import catalogue
 from fedsante.common.keys import parse_public_key
 
-router = APIRouter()
-api = APIRouter(prefix="/api/v1")
+router = APIRouter(responses=ERROR_RESPONSES)
+api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 Admin = Annotated[Principal, Depends(Needs("admin"))]
 Anyone = Annotated[Principal, Depends(ANY_ROLE)]
 MAX_ACCOUNT_YEARS = 3
@@ -78,11 +78,12 @@ def privacy_ledgers(request: Request) -> dict:
     return {"nodes": nodes}
 
 
-@api.get("/audit/desk", tags=["audit"], response_class=PlainTextResponse)
-def audit_export(request: Request, _who: Annotated[Principal, Depends(Needs("auditor", "admin"))]) -> str:
+@api.get("/audit/desk", tags=["audit"], response_class=Response,  # errors stay JSON (ErrorBody) in the schema
+         responses={200: {"description": "JSON lines", "content": {"text/plain": {"schema": {"type": "string"}}}}})
+def audit_export(request: Request, _who: Annotated[Principal, Depends(Needs("auditor", "admin"))]) -> Response:
     """The desk's audit chain as JSON lines; check it with 'fedsante audit verify'."""
     path = request.app.state.desk.settings.audit_path
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+    return PlainTextResponse(path.read_text(encoding="utf-8") if path.exists() else "")
 
 
 @api.post("/organisations", status_code=201, tags=["registry"])

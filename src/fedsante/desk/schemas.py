@@ -10,6 +10,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from fedsante.desk.access import Role
 
 
+class ErrorBody(BaseModel):
+    """The one JSON error shape of the desk (``fedsante.desk.app.error_body``)."""
+
+    ok: Literal[False] = False
+    error: str = Field(description="What was wrong and how to fix it.")
+    errors: list[str] = Field(description="One line per problem (for a 422: 'field: problem').")
+    status: int = Field(description="The HTTP status, repeated.")
+
+
+def _error(description: str) -> dict:
+    return {"model": ErrorBody, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    400: _error("Bad request: the request breaks a rule of the desk (the message says which)."),
+    401: _error("Unauthorized: no valid account token, or no valid node signature."),
+    403: _error("Forbidden: the caller's role or organisation may not do this."),
+    404: _error("Not found."),
+    409: _error("Conflict with the current state (already exists, wrong status...)."),
+    413: _error("Request body too large."),
+    422: _error("Invalid request: each field at fault is named."),
+    429: _error("Too many requests: wait a minute."),
+}
+"""Error statuses every desk operation declares (routers' ``responses=``), all with the body ``ErrorBody``."""
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
