@@ -105,7 +105,7 @@ def run_demo(out_dir: Path, params: LogRegParams, console: Console) -> dict:
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"Starting the desk and {len(HOSPITALS)} hospital nodes (logs in {out_dir / 'logs'}) ...")
-    with Deployment(out_dir) as deployment:
+    with Deployment(out_dir, tls=True) as deployment:
         console.print(f"Desk at {deployment.desk_url}; nodes: {', '.join(deployment.hospitals)}")
         run, tasks, trail = asyncio.run(_run_study(deployment, params, console))
     results = build_results(run, tasks, params, seconds=time.perf_counter() - started, desk_url=deployment.desk_url)

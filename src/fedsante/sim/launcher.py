@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from fedsante.common.errors import FedsanteError
+from fedsante.common.tls import make_local_ca, pinned_context
 from fedsante.data.heart import HOSPITALS
 from fedsante.desk.client import DeskClient
 from fedsante.node.config import NodeConfig, load_config
@@ -47,20 +49,30 @@ class Deployment:
     round_timeout: float = 30.0
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    tls: bool = False  # HTTPS with a local CA (desk tls init) that every node pins, as a deployment would
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir).resolve()
 
     @property
     def desk_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.out_dir / "desk" / "tls"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """How this deployment's own clients check the desk: the local CA when it serves HTTPS."""
+        return pinned_context(self.tls_dir / "ca.pem") if self.tls else True
 
     @property
     def token(self) -> str:
         return (self.out_dir / "desk" / "admin-token").read_text().strip()
 
     def client(self) -> DeskClient:
-        return DeskClient(self.desk_url, self.token)
+        return DeskClient(self.desk_url, self.token, verify=self.verify)
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         logs = self.out_dir / "logs"
@@ -71,14 +83,15 @@ class Deployment:
         return process
 
     def start_desk(self, timeout: float = 20.0) -> None:
+        tls = ["--tls-cert", str(self.tls_dir / "desk.pem"), "--tls-key", str(self.tls_dir / "desk-key.pem")]
         self._spawn("desk", ["desk", "serve", "--data-dir", str(self.out_dir / "desk"), "--port", str(self.port),
-                             "--round-timeout", f"{self.round_timeout:g}"])
+                             "--round-timeout", f"{self.round_timeout:g}", *(tls if self.tls else [])])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.processes["desk"].poll() is not None:
                 raise FedsanteError(f"The desk exited at start-up; see {self.out_dir / 'logs' / 'desk.log'}.")
             try:
-                if httpx.get(f"{self.desk_url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.desk_url}/health", timeout=1, verify=self.verify).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -92,7 +105,8 @@ class Deployment:
                 name, territory = HOSPITAL_NAMES.get(hospital, (hospital, ""))
                 config = NodeConfig(node_id=hospital, desk_url=self.desk_url, dataset=hospital,
                                     data_dir=self.out_dir / "nodes" / hospital, hospital_name=name,
-                                    territory=territory, poll_seconds=5)
+                                    territory=territory, poll_seconds=5,
+                                    desk_ca=self.tls_dir / "ca.pem" if self.tls else None)
                 public_key = init_node(config, self.config_path(hospital))
                 await desk.create_organisation(name)
                 await desk.register_node(hospital, name, public_key, hospital_name=name, territory=territory)
@@ -128,7 +142,7 @@ class Deployment:
                     log = self.out_dir / "logs" / f"{hospital}.log"
                     last = log.read_text(errors="replace").strip().splitlines()[-3:]
                     raise FedsanteError(f"Node {hospital} exited at start-up; {log} ends with: {' '.join(last)}")
-            nodes = httpx.get(f"{self.desk_url}/api/v1/nodes", headers=headers, timeout=5).json()
+            nodes = httpx.get(f"{self.desk_url}/api/v1/nodes", headers=headers, timeout=5, verify=self.verify).json()
             missing = [n["node_id"] for n in nodes if n["node_id"] in self.hospitals and not n["connected"]]
             if not missing:
                 return
@@ -142,6 +156,8 @@ class Deployment:
         for previous in ("desk", "nodes", "logs"):  # a deployment never reuses an earlier one's state
             shutil.rmtree(self.out_dir / previous, ignore_errors=True)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.tls:
+            make_local_ca(self.tls_dir)
         self.start_desk()
         asyncio.run(self.register_nodes())
         self.start_nodes()
