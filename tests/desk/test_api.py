@@ -370,3 +370,14 @@ def test_a_result_with_nan_or_huge_numbers_is_refused_before_it_reaches_a_run(cl
     headers = sign_request(node_key, "chu-lille", "POST", "/api/v1/node/results", body)
     assert_error(client.post("/api/v1/node/results", content=body, headers=headers), 422,
                  rf"Result refused: sent an invalid result \({field}")
+
+
+def test_a_replayed_long_poll_is_refused_so_nobody_else_takes_the_nodes_task(client: TestClient, registered: int,
+                                                                             node_key) -> None:
+    # Prepare: one captured long-poll of the node
+    path = "/api/v1/node/tasks/next?wait=0"
+    headers = sign_request(node_key, "chu-lille", "GET", path, b"")
+
+    # Execute / Assert: the node's own request passes, the same request sent again does not
+    assert client.get(path, headers=headers).status_code == 204
+    assert_error(client.get(path, headers=headers), 401, r"nonce of node 'chu-lille' was already used: a replayed")
