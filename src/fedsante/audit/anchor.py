@@ -16,14 +16,13 @@ updated on every append). ``verify_anchored`` checks them all:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fedsante.audit.chain import GENESIS, Verification, from_line, verify_chain
 from fedsante.common.errors import DataError
+from fedsante.common.files import replace_atomically
 
 PRUNED = "audit.pruned"
 
@@ -52,20 +51,7 @@ class Anchor:
 
     def save(self, path: Path) -> None:
         """Write atomically (mode 0600), fsynced."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, json.dumps(asdict(self), sort_keys=True).encode() + b"\n")
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, path)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_atomically(Path(path), json.dumps(asdict(self), sort_keys=True).encode() + b"\n")
 
 
 def anchor_path(chain: Path) -> Path:

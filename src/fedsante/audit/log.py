@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fedsante.audit.anchor import Anchor, anchor_path, checkpoint_genesis, verify_anchored
 from fedsante.audit.chain import GENESIS, Entry, Verification, from_line, make_entry, to_line, utc, verify_chain
 from fedsante.common.errors import ConfigError, DataError
+from fedsante.common.files import replace_atomically, write_all
 from fedsante.common.keys import public_key_b64
 
 DEFAULT_RETENTION_DAYS = 365
@@ -145,40 +145,6 @@ def _exclusive(path: Path) -> Iterator[int]:
             os.close(fd)
 
 
-def _write(fd: int, data: bytes) -> None:
-    """Write all of ``data`` at the end and fsync; on failure, cut the file back to where it was."""
-    size = os.fstat(fd).st_size
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.ftruncate(fd, size)
-        raise
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data`` (mode 0600, fsynced, directory entry fsynced too)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        _write(fd, data)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:  # make the rename itself durable
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def _parses(line: bytes) -> bool:
     try:
         from_line(line)
@@ -261,7 +227,7 @@ class AuditLog:
                                now=now)
             if blank:  # an empty line after the last entry (an editor's): drop it, or it would sit mid-chain
                 os.ftruncate(fd, os.fstat(fd).st_size - 1)
-            _write(fd, to_line(entry))
+            write_all(fd, to_line(entry))
             genesis = anchor.genesis if anchor is not None else (entry.hash if entry.seq == 0 else None)
             self._record_head(entry, genesis)
         return entry
@@ -324,7 +290,7 @@ class AuditLog:
         """Write ``iter_lines(since=since)`` to ``dest`` (atomically, mode 0600); return the number of lines."""
         lines = list(self.iter_lines(since=since))
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
-        _replace(Path(dest), b"".join(lines))
+        replace_atomically(Path(dest), b"".join(lines))
         return sum(1 for line in lines if line.strip())
 
     def prune(self, retention_days: int = DEFAULT_RETENTION_DAYS, *, now: datetime | None = None,
@@ -369,6 +335,6 @@ class AuditLog:
                 details["carried"] = carry(entries[:removed])
             marker = make_entry(self.key, prev_seq=last.seq, prev_hash=last.hash, writer=self.writer, actor="system",
                                 action="audit.pruned", subject=self.writer, now=now, details=details)
-            _replace(self.path, b"".join(lines[removed:]) + to_line(marker))
+            replace_atomically(self.path, b"".join(lines[removed:]) + to_line(marker))
             self._record_head(marker, anchor.genesis if anchor and anchor.genesis else details["genesis"])
         return removed
